@@ -1,0 +1,1 @@
+"""Prefect flows: they wrap pipeline functions in tasks and orchestrate them, nothing more."""

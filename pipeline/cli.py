@@ -1,0 +1,143 @@
+"""The `review` command line: each command a thin wrapper over the function the flow calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pipeline.errors import ReviewError
+
+app = typer.Typer(
+    name="review",
+    help="Living, configurative literature reviews: ingest, clean, deduplicate, code and synthesise.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+WorkspaceOption = Annotated[
+    Path, typer.Option("--workspace", "-w", help="The workspace folder (holds review.yaml).", show_default=False)
+]
+
+
+def _offline_environment(workspace: Path) -> None:
+    """Defaults that keep every run offline and Prefect's state inside the workspace."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_HOME", str((workspace / ".prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new workspace (created if missing).")],
+    codebook: Annotated[Path | None, typer.Option(help="Start from this codebook instead of the bundled one.")] = None,
+) -> None:
+    """Create a new review workspace: review.yaml, corpus/, outputs/, codebook/."""
+    from pipeline.workspace import init_workspace
+
+    ws = init_workspace(directory, codebook)
+    out.print(f"Created workspace {ws.root} (codebook: {ws.config.codebook}).")
+    out.print(f"Next: put export files into {ws.root / 'corpus' / 'files'} and run `review run --workspace {directory}`.")
+
+
+@app.command()
+def run(workspace: WorkspaceOption = Path(".")) -> None:
+    """Run the whole review flow on the workspace (the main job)."""
+    from pipeline.workspace import load_workspace
+
+    load_workspace(workspace)  # validate before paying for Prefect's start-up
+    _offline_environment(workspace)
+    from flows.review import review
+
+    counts = review(workspace=str(workspace.resolve()))
+    _print_counts(counts)
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Export files in any supported format.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the records (JSON Lines).")],
+) -> None:
+    """Read export files, normalise and clean the records, write them as JSON Lines."""
+    from pipeline.commands import ingest_to_jsonl
+
+    with _progress() as progress:
+        task = progress.add_task("ingesting", total=len(files))
+        counts = ingest_to_jsonl(files, out_path, on_file_done=lambda: progress.advance(task))
+    table = Table("file", "format", "records", "with abstract")
+    for row in counts:
+        table.add_row(row["file"], row["format"], str(row["records"]), str(row["with_abstract"]))
+    out.print(table)
+    out.print(f"Wrote {sum(r['records'] for r in counts)} records to {out_path}.")
+
+
+@app.command()
+def status(workspace: WorkspaceOption = Path(".")) -> None:
+    """PRISMA-style counts, last runs, what changed."""
+    from pipeline.commands import workspace_status
+
+    report = workspace_status(workspace)
+    table = Table("count", "value", title=f"Review: {report['name']}")
+    for key, value in report["counts"].items():
+        table.add_row(key, str(value))
+    out.print(table)
+    runs = Table("run", "started", "finished", "version", "counts", title="Last runs")
+    for run_row in report["runs"][-5:]:
+        runs.add_row(
+            run_row["run_id"][:8],
+            run_row["started_at"],
+            run_row["finished_at"],
+            run_row["package_version"],
+            json.dumps(run_row["counts"], sort_keys=True),
+        )
+    out.print(runs)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _print_counts(counts: dict[str, dict[str, int]]) -> None:
+    table = Table("stage", "count", "value", title="Run")
+    for stage, values in counts.items():
+        for key, value in values.items():
+            table.add_row(stage, key, str(value))
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point: user mistakes become one sentence and exit code 2, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except ReviewError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted; nothing was committed to the store.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Output helpers: atomic writes and spreadsheet-safe cells."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+# A cell starting with one of these is run as a formula by Excel/LibreOffice (CSV injection).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = "") -> Iterator[IO[Any]]:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": encoding, "newline": newline}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Prefix text that a spreadsheet would evaluate with a quote, so it stays text."""
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(neutralise_cell)
+    return out
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, *, excel: bool = True) -> None:
+    """Atomic, deterministic CSV; UTF-8 with BOM so Excel opens it right; formulas neutralised."""
+    safe = neutralise_frame(frame) if excel else frame
+    with atomic_write(path, encoding="utf-8-sig" if excel else "utf-8") as handle:
+        safe.to_csv(handle, index=False, lineterminator="\n")
+
+
+def write_json(data: Any, path: str | Path) -> None:
+    with atomic_write(path) as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False, sort_keys=True)
+        handle.write("\n")

@@ -1,0 +1,254 @@
+"""The review store: one embedded database per workspace (SQLite by default, any SQLAlchemy URL).
+
+Holds the records, the index of raw inputs (file hash, source, time) and the runs (provenance).
+A run writes everything it changed in ONE transaction (`Store.commit_run`), so a run that dies
+half-way leaves the store exactly as it was before it started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pipeline.errors import ReviewError
+from pipeline.records import Record, record_from_dict
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+inputs_table = sa.Table(
+    "inputs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("source_format", sa.String(32), nullable=False),
+    sa.Column("encoding", sa.String(32), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("n_records", sa.Integer, nullable=False),
+    sa.Column("added_at", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
+
+records_table = sa.Table(
+    "records",
+    metadata,
+    sa.Column("record_id", sa.String(40), primary_key=True),
+    sa.Column("input_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("own_id", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("year", sa.Integer),
+    sa.Column("doi", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # the whole cleaned Record as JSON
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
+
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32), nullable=False),
+    sa.Column("package_version", sa.String(32), nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON list of {path, sha256, status}
+    sa.Column("counts", sa.Text, nullable=False),  # JSON {stage: {count name: n}}
+)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class InputEntry:
+    """One raw input file as the store indexes it."""
+
+    sha256: str
+    path: str
+    source_format: str
+    encoding: str
+    size_bytes: int
+    n_records: int
+
+
+@dataclass
+class RunRecord:
+    """Provenance of one run: when, which inputs, which package version, counts per stage."""
+
+    run_id: str
+    started_at: str
+    package_version: str
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    finished_at: str = ""
+
+
+class Store:
+    """Thin wrapper over a SQLAlchemy engine; create with `open_store(url)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- reading -------------------------------------------------------------------------
+    def known_input_hashes(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(sa.select(inputs_table.c.sha256))}
+
+    def count_records(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(records_table)).scalar_one())
+
+    def iter_records(self) -> Iterator[Record]:
+        """All records in a stable order (input file, then position)."""
+        query = sa.select(records_table.c.data).order_by(
+            records_table.c.input_sha256, records_table.c.position, records_table.c.record_id
+        )
+        with self.engine.connect() as conn:
+            for (data,) in conn.execution_options(stream_results=True).execute(query):
+                yield record_from_dict(json.loads(data))
+
+    def inputs(self) -> list[InputEntry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inputs_table).order_by(inputs_table.c.added_at, inputs_table.c.path))
+            return [
+                InputEntry(
+                    sha256=r.sha256,
+                    path=r.path,
+                    source_format=r.source_format,
+                    encoding=r.encoding,
+                    size_bytes=r.size_bytes,
+                    n_records=r.n_records,
+                )
+                for r in rows
+            ]
+
+    def runs(self) -> list[RunRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.started_at, runs_table.c.run_id))
+            return [
+                RunRecord(
+                    run_id=r.run_id,
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                    package_version=r.package_version,
+                    inputs=json.loads(r.inputs),
+                    counts=json.loads(r.counts),
+                )
+                for r in rows
+            ]
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+        return int(value) if value is not None else 0
+
+    # --- writing (one transaction per run) -------------------------------------------------
+    def commit_run(
+        self,
+        run: RunRecord,
+        *,
+        new_inputs: Iterable[InputEntry],
+        new_records: Iterable[Record],
+        record_input: dict[str, str],
+        batch_size: int = 2000,
+    ) -> None:
+        """Write a run's inputs, records and provenance atomically: all of it or none of it."""
+        run.finished_at = run.finished_at or utc_now()
+        with self.engine.begin() as conn:
+            self._insert_inputs(conn, run.run_id, new_inputs)
+            self._insert_records(conn, run.run_id, new_records, record_input, batch_size)
+            conn.execute(
+                runs_table.insert().values(
+                    run_id=run.run_id,
+                    started_at=run.started_at,
+                    finished_at=run.finished_at,
+                    package_version=run.package_version,
+                    inputs=json.dumps(run.inputs, sort_keys=True),
+                    counts=json.dumps(run.counts, sort_keys=True),
+                )
+            )
+
+    def _insert_inputs(self, conn: Connection, run_id: str, entries: Iterable[InputEntry]) -> None:
+        rows = [{**asdict(e), "added_at": utc_now(), "run_id": run_id} for e in entries]
+        if rows:
+            conn.execute(inputs_table.insert(), rows)
+
+    def _insert_records(
+        self,
+        conn: Connection,
+        run_id: str,
+        records: Iterable[Record],
+        record_input: dict[str, str],
+        batch_size: int,
+    ) -> None:
+        known = {row[0] for row in conn.execute(sa.select(records_table.c.record_id))}
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            if record.record_id in known:
+                continue
+            known.add(record.record_id)
+            batch.append(_record_row(record, record_input[record.record_id], run_id))
+            if len(batch) >= batch_size:
+                conn.execute(records_table.insert(), batch)
+                batch = []
+        if batch:
+            conn.execute(records_table.insert(), batch)
+
+
+def _record_row(record: Record, input_sha256: str, run_id: str) -> dict[str, Any]:
+    return {
+        "record_id": record.record_id,
+        "input_sha256": input_sha256,
+        "own_id": record.id,
+        "position": record.position,
+        "title": record.title,
+        "year": record.year,
+        "doi": record.doi,
+        "data": json.dumps(asdict(record), ensure_ascii=False, sort_keys=True),
+        "run_id": run_id,
+    }
+
+
+def open_store(url: str) -> Store:
+    """Open (and create or migrate) the store at a SQLAlchemy URL."""
+    try:
+        engine = sa.create_engine(url, future=True)
+        metadata.create_all(engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ReviewError(
+            f"store URL {url!r} is not a database URL SQLAlchemy understands ({exc}); "
+            "use sqlite:///corpus/review.db or postgresql+psycopg://user:pass@host/db in review.yaml."
+        ) from exc
+    except sa.exc.OperationalError as exc:
+        raise ReviewError(
+            f"cannot open the store at {url!r} ({exc.orig}); check the path or that the database server is running."
+        ) from exc
+    store = Store(engine)
+    _ensure_schema_version(store)
+    return store
+
+
+def _ensure_schema_version(store: Store) -> None:
+    found = store.schema_version()
+    if found == 0:
+        with store.engine.begin() as conn:
+            conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+    elif found > SCHEMA_VERSION:
+        raise ReviewError(
+            f"the store has schema version {found} but this version of the tool knows only {SCHEMA_VERSION}; "
+            "upgrade the tool (pip install -U) before running it on this workspace."
+        )
