@@ -47,8 +47,8 @@ def test_sqlite_store_ingests_each_file_once(tmp_path: Path) -> None:
     _exercise(f"sqlite:///{tmp_path / 'review.db'}")
 
 
-def test_postgresql_store_works_too(tmp_path: Path) -> None:
-    with temporary_postgres(tmp_path / "pg") as url:
+def test_postgresql_store_works_too() -> None:
+    with temporary_postgres() as url:
         _exercise(url)
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,11 +34,13 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def temporary_postgres(base: Path) -> Iterator[str]:
+def temporary_postgres() -> Iterator[str]:
     """Yield a SQLAlchemy URL of a fresh database; the server is stopped and removed afterwards."""
     bin_dir = postgres_bin()
+    # Not under pytest's tmp_path: its parents are private to root and the server runs as 'postgres'.
+    base = Path(tempfile.mkdtemp(prefix="review-pg-"))
     data = base / "pgdata"
-    data.mkdir(parents=True)
+    data.mkdir()
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         shutil.chown(data, "postgres")
@@ -48,10 +51,14 @@ def temporary_postgres(base: Path) -> Iterator[str]:
         capture_output=True,
     )
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {data}"
+    # The server inherits pg_ctl's stdout: send it to a log file, or capturing it would never end.
     subprocess.run(
-        _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60", "start"]),
+        _as_postgres(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "server.log"), "-w", "-t", "60", "start"]
+        ),
         check=True,
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_ready(port)
@@ -62,6 +69,7 @@ def temporary_postgres(base: Path) -> Iterator[str]:
             check=False,
             capture_output=True,
         )
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _wait_ready(port: int, attempts: int = 100) -> None:
