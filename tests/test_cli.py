@@ -1,0 +1,113 @@
+"""The command line as a user meets it: exit codes, one-sentence errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "corpus" / "seeds"
+DATA = REPO.parent / "shared" / "data"
+
+
+def review(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        timeout=300,
+    )
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_ingest_writes_jsonl_for_every_seed(tmp_path: Path) -> None:
+    out = tmp_path / "records.jsonl"
+    result = review("ingest", *map(str, sorted(SEEDS.glob("*.txt"))), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 5
+    assert {row["source_file"] for row in rows} == {p.name for p in SEEDS.glob("*.txt")}
+    assert all(row["record_id"] and row["id"] for row in rows)
+
+
+def test_ingest_mixed_real_formats(tmp_path: Path) -> None:
+    files = [
+        DATA / "exports/ris/asreview_ovid_psycinfo.ris",
+        DATA / "exports/medline/biopython_pubmed_result2.txt",
+        DATA / "exports/csv/litstudy_ieee.csv",
+    ]
+    out = tmp_path / "mixed.jsonl"
+    result = review("ingest", *map(str, files), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [row["source_format"] for row in rows].count("ris") == 6
+    assert len(rows) == 6 + 4 + 10
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (None, ["does not exist", "check the path"]),
+        (b"", ["is empty"]),
+        (b"\x00\x01\x02binary\x00" * 50, ["binary", "export it as"]),
+        (b"Title;Year\n", ["no title column"]),
+    ],
+)
+def test_bad_input_is_one_sentence_and_nothing_is_written(
+    tmp_path: Path, content: bytes | None, fragments: list[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    if content is not None:
+        bad.write_bytes(content if content != b"Title;Year\n" else b"Name;Year\nfoo;2020\n")
+    out = tmp_path / "out.jsonl"
+    result = review("ingest", str(SEEDS / sorted(p.name for p in SEEDS.glob('*.txt'))[0]), str(bad), "--out", str(out))
+    assert_one_sentence_error(result, str(bad), *fragments)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.jsonl.*"))
+
+
+def test_truncated_ris_names_the_line(tmp_path: Path) -> None:
+    ris = (DATA / "exports/ris/asreview_ovid_psycinfo.ris").read_text(encoding="utf-8")
+    cut = ris[: ris.index("TI  - ", 200)] + "TY  - JOUR\nAU  - Someone\n"
+    bad = tmp_path / "cut.ris"
+    bad.write_text(cut, encoding="utf-8")
+    result = review("ingest", str(bad), "--out", str(tmp_path / "o.jsonl"))
+    assert_one_sentence_error(result, "cut.ris", "line")
+
+
+def test_cp1252_file_is_read_correctly(tmp_path: Path) -> None:
+    out = tmp_path / "asysd.jsonl"
+    source = DATA / "dedup-benchmarks/asysd-labelled-test-set/labelled_test_set.csv"
+    result = review("ingest", str(source), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 1845
+    assert any("©" in row["abstract"] for row in rows)
+    assert not any("\ufffd" in row["abstract"] for row in rows)
+
+
+def test_init_then_status(tmp_path: Path) -> None:
+    target = tmp_path / "new-review"
+    result = review("init", str(target))
+    assert result.returncode == 0, result.stderr
+    assert (target / "review.yaml").is_file()
+    status = review("status", "--workspace", str(target))
+    assert status.returncode == 0, status.stderr
+    assert "records in store" in status.stdout
+
+
+def test_run_outside_a_workspace_explains_what_to_do(tmp_path: Path) -> None:
+    result = review("run", "--workspace", str(tmp_path))
+    assert_one_sentence_error(result, "no review.yaml", "review init")

@@ -1,0 +1,44 @@
+"""The few tests that run real Prefect flows: they share one prefect_test_harness (it costs ~15 s)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import os
+
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_review_flow_runs_on_the_seeds(prefect_harness: None, workspace: Path) -> None:
+    from flows.review import review
+
+    counts = review(workspace=str(workspace))
+    assert counts["ingest"]["files_new"] == 5
+    records_csv = workspace / "outputs" / "records.csv"
+    with open(records_csv, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == counts["ingest"]["records_new"]
+    assert "flags" in rows[0] and any("truncated" in row["flags"] for row in rows)
+    summary = json.loads((workspace / "outputs" / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"] == counts
+    assert summary["store"]["records"] == len(rows)
+
+    again = review(workspace=str(workspace))
+    assert again["ingest"] == {"files_new": 0, "files_already_ingested": 5, "records_new": 0}
+    with open(records_csv, encoding="utf-8-sig", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
