@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.errors import ConfigError, InputFileError
 from pipeline.ingest import bibtex, detect_format, endnote_xml, json_records, open_source, read_file, tabular
-from pipeline.ingest.tabular import load_aliases, split_authors, split_keywords
+from pipeline.ingest.fields import split_authors, split_keywords
+from pipeline.ingest.tabular import load_aliases
 from pipeline.records import Record
 
 HERE = Path(__file__).resolve().parent

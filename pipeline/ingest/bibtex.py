@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from pipeline.ingest.fields import abstract_text, split_keywords, unique, year_from
 from pipeline.ingest.source import SourceFile
-from pipeline.ingest.tabular import clean_abstract, parse_year, split_keywords
 from pipeline.records import Record
 
 log = logging.getLogger(__name__)
@@ -299,9 +299,6 @@ def _record(entry: _Entry, source: SourceFile, position: int) -> Record:
                 return value
         return ""
 
-    keywords: dict[str, None] = {}
-    for name in _KEYWORDS:
-        keywords.update(dict.fromkeys(split_keywords(text(name))))
     key = entry.key.strip()
     return Record(
         id=key or str(position),
@@ -310,14 +307,14 @@ def _record(entry: _Entry, source: SourceFile, position: int) -> Record:
         position=position,
         title=text(_TITLE),
         authors=split_bibtex_authors(fields.get(_AUTHOR, "")),
-        year=parse_year(text("year"), text("date")),
+        year=year_from(text("year"), text("date")),
         doi=_plain(fields.get("doi", "")),
         venue=text(*_VENUE),
         volume=text("volume"),
         issue=text("number", "issue"),
         pages=text("pages").replace("--", "-"),
-        keywords=list(keywords),
-        abstract=clean_abstract(text("abstract")),
+        keywords=unique(keyword for name in _KEYWORDS for keyword in split_keywords(text(name))),
+        abstract=abstract_text(text("abstract")),
         publisher=text("publisher"),
         doc_type=text("document_type", "type") or entry_type,
         url=_plain(fields.get("url", "")),

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.ingest.fields import abstract_text, is_issn_list, year_from
 from pipeline.ingest.source import SourceFile
-from pipeline.ingest.tabular import clean_abstract, parse_year
 from pipeline.records import Record
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,6 @@ FORMAT = "endnote_xml"
 SUFFIXES = (".xml",)
 
 _SIGNATURE = re.compile(r"<xml>\s*<records>\s*(<record[\s>]|</records>)", re.IGNORECASE)
-_ISSNS = re.compile(r"\s*\d{4}-?\d{3}[\dXx](?:[\s,;]+\d{4}-?\d{3}[\dXx])*\s*")
 # Elements read into Record fields; everything else that holds text goes to `extra`.
 _MAPPED = frozenset(
     {
@@ -118,18 +117,18 @@ def _record(element: Any, source: SourceFile, position: int) -> Record:
         position=position,
         title=_first(element, "titles/title", "title"),
         authors=[_text(a) for a in element.iterfind("contributors/authors/author") if _text(a)],
-        year=parse_year(_first(element, "dates/year"), _first(element, "dates/pub-dates/date")),
+        year=year_from(_first(element, "dates/year"), _first(element, "dates/pub-dates/date")),
         doi=_first(element, "electronic-resource-num"),
         venue=_first(element, "titles/secondary-title", "periodical/full-title", "secondary-title"),
         volume=_first(element, "volume"),
         issue=_first(element, "issue", "number"),
         pages=_first(element, "pages"),
         keywords=[_text(k) for k in element.iterfind("keywords/keyword") if _text(k)],
-        abstract=clean_abstract(_first(element, "abstract")),
+        abstract=abstract_text(_first(element, "abstract")),
         publisher=_first(element, "publisher"),
         doc_type=(ref_type.get("name") or _text(ref_type)) if ref_type is not None else "",
         url=_first(element, "urls/related-urls/url", "urls/web-urls/url", "urls/url"),
-        issn=issn_or_isbn if _ISSNS.fullmatch(issn_or_isbn) else "",
+        issn=issn_or_isbn if is_issn_list(issn_or_isbn) else "",
         language=_first(element, "language"),
         database=_first(element, "remote-database-name"),
         extra=_extra(element, issn_or_isbn),
@@ -149,6 +148,6 @@ def _extra(element: Any, issn_or_isbn: str) -> dict[str, str]:
     library = element.find("database")
     if library is not None and _text(library):
         extra["library"] = _text(library)
-    if issn_or_isbn and not _ISSNS.fullmatch(issn_or_isbn):
+    if issn_or_isbn and not is_issn_list(issn_or_isbn):
         extra["isbn"] = issn_or_isbn
     return extra

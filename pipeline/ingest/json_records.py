@@ -19,8 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
+from pipeline.ingest.fields import abstract_text, page_range, split_authors, split_keywords, unique, year_from
 from pipeline.ingest.source import SourceFile
-from pipeline.ingest.tabular import clean_abstract, parse_year, split_authors, split_keywords
 from pipeline.records import Record
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def record_from_mapping(data: dict[str, Any], source_name: str, position: int, d
         position=position,
         title=fields.text("title", "display_name"),
         authors=_authors(fields.get("authors", "author", "authorships")),
-        year=parse_year(
+        year=year_from(
             fields.get("year", "publication_year", "publicationdateyear"),
             _date_year(fields.get("issued", "published", "published-print", "published-online", "created")),
             fields.text("publicationDate", "publication_date", "date"),
@@ -269,7 +269,7 @@ def record_from_mapping(data: dict[str, Any], source_name: str, position: int, d
         issue=fields.text("issue", "number") or _as_text(biblio.get("issue")),
         pages=fields.text("page", "pages") or _as_text(journal.get("pages")) or _pages(biblio),
         keywords=_keywords(fields.get("keywords", "subject", "subjects")),
-        abstract=clean_abstract(_abstract(fields)),
+        abstract=abstract_text(_abstract(fields)),
         publisher=fields.text("publisher"),
         doc_type=fields.text("type", "publicationTypes", "publicationtype", "documentType", "document_type"),
         url=fields.text("url", "URL", "link") or _as_text(location.get("landing_page_url")),
@@ -317,7 +317,7 @@ def _keywords(value: Any) -> list[str]:
         else _as_text(item)
         for item in value
     )
-    return [word for word in dict.fromkeys(words) if word]
+    return unique(words)
 
 
 def _abstract(fields: _Fields) -> str:
@@ -343,13 +343,12 @@ def _date_year(value: Any) -> int | None:
     if isinstance(value, dict):
         parts = value.get("date-parts")
         if isinstance(parts, list) and parts and isinstance(parts[0], list) and parts[0]:
-            return parse_year(parts[0][0])
+            return year_from(parts[0][0])
     return None
 
 
 def _pages(biblio: dict[str, Any]) -> str:
-    first, last = _as_text(biblio.get("first_page")), _as_text(biblio.get("last_page"))
-    return f"{first}-{last}" if first and last and last != first else first
+    return page_range(_as_text(biblio.get("first_page")), _as_text(biblio.get("last_page")))
 
 
 def _extra(fields: _Fields) -> dict[str, str]:

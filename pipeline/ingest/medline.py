@@ -8,16 +8,13 @@ keywords are the MeSH headings (MH, the '*' major-topic mark removed) then the a
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-from pipeline.ingest.ris import abstract_text, bare_doi, issn_from, join_lines, year_from
+from pipeline.ingest.fields import abstract_text, bare_doi, issn_from, year_from
 from pipeline.ingest.source import SourceFile
+from pipeline.ingest.tagged import TaggedRecord, TagLayout, tagged_records
 from pipeline.records import Record
-
-log = logging.getLogger(__name__)
 
 FORMAT = "medline"
 SUFFIXES: tuple[str, ...] = (".nbib", ".medline")
@@ -29,21 +26,7 @@ _MAPPED = frozenset(
     {"PMID", "TI", "FAU", "AU", "CN", "DP", "AID", "LID", "JT", "TA", "VI", "IP", "PG", "MH", "OT"}
     | {"AB", "PB", "PT", "IS", "LA"}
 )
-
-
-@dataclass
-class _RawRecord:
-    start_line: int
-    tags: list[tuple[str, list[str]]] = field(default_factory=list)
-
-    def texts(self, tag: str) -> list[str]:
-        return [text for name, lines in self.tags if name == tag and (text := join_lines(lines))]
-
-    def first(self, *tags: str) -> str:
-        for tag in tags:
-            for text in self.texts(tag):
-                return text
-        return ""
+_LAYOUT = TagLayout(label="MEDLINE", tag_line=_TAG_LINE, start_tag="PMID", blank_line_separates=True)
 
 
 def looks_like(head: str) -> bool:
@@ -53,40 +36,11 @@ def looks_like(head: str) -> bool:
 
 def read(source: SourceFile) -> Iterator[Record]:
     """Stream the records of a MEDLINE file, in file order."""
-    position = 0
-    for raw in _raw_records(source):
-        position += 1
+    for position, raw in enumerate(tagged_records(source, _LAYOUT), start=1):
         yield _to_record(raw, source, position)
 
 
-def _raw_records(source: SourceFile) -> Iterator[_RawRecord]:
-    current: _RawRecord | None = None
-    after_blank = True
-    with source.open_lines() as lines:
-        for number, line in enumerate(lines, start=1):
-            text = line.replace("\ufeff", "").rstrip()
-            if not text.strip():
-                after_blank = True
-                continue
-            match = None if text[0].isspace() else _TAG_LINE.match(text)
-            if match is None:
-                if current is not None and current.tags:
-                    current.tags[-1][1].append(text)  # a wrapped line (6 spaces in PubMed's output)
-                else:
-                    log.debug("%s line %d: text outside a MEDLINE record ignored", source.name, number)
-                continue
-            tag, value = match.group(1), match.group(2).strip()
-            if current is None or after_blank or (tag == "PMID" and current.first("PMID")):
-                if current is not None and current.tags:
-                    yield current
-                current = _RawRecord(start_line=number)
-            after_blank = False
-            current.tags.append((tag, [value] if value else []))
-    if current is not None and current.tags:
-        yield current
-
-
-def _to_record(raw: _RawRecord, source: SourceFile, position: int) -> Record:
+def _to_record(raw: TaggedRecord, source: SourceFile, position: int) -> Record:
     pmid = raw.first("PMID")
     return Record(
         id=pmid or str(position),
@@ -95,7 +49,7 @@ def _to_record(raw: _RawRecord, source: SourceFile, position: int) -> Record:
         position=position,
         title=raw.first("TI", "BTI"),
         authors=_authors(raw),
-        year=year_from(raw.first("DP")) or year_from(raw.first("DEP")),
+        year=year_from(raw.first("DP"), raw.first("DEP")),
         doi=_doi(raw),
         venue=raw.first("JT", "TA"),
         volume=raw.first("VI"),
@@ -113,24 +67,20 @@ def _to_record(raw: _RawRecord, source: SourceFile, position: int) -> Record:
     )
 
 
-def _authors(raw: _RawRecord) -> list[str]:
+def _authors(raw: TaggedRecord) -> list[str]:
     """FAU (full names) and CN (collective names) in file order; AU where no FAU is given."""
-    personal = "FAU" if raw.texts("FAU") else "AU"
-    return [join_lines(lines) for name, lines in raw.tags if name in (personal, "CN") and join_lines(lines)]
+    return raw.texts("FAU" if raw.texts("FAU") else "AU", "CN")
 
 
-def _doi(raw: _RawRecord) -> str:
+def _doi(raw: TaggedRecord) -> str:
     for text in raw.texts("AID") + raw.texts("LID"):
         if text.lower().endswith("[doi]"):
             return bare_doi(text)
     return ""
 
 
-def _extra(raw: _RawRecord) -> dict[str, str]:
-    extra: dict[str, list[str]] = {}
-    for tag, lines in raw.tags:
-        if tag not in _MAPPED and (text := join_lines(lines)):
-            extra.setdefault(tag, []).append(text)
+def _extra(raw: TaggedRecord) -> dict[str, str]:
+    extra = raw.unmapped(_MAPPED)
     for tag in ("AU", "TA", "PT", "IS"):  # short forms and the full lists behind the chosen values
         if len(values := raw.texts(tag)) > (0 if tag in ("AU", "TA") else 1):
             extra[tag] = values

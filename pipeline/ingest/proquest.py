@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pipeline.ingest.ris import abstract_text, bare_doi, join_lines, year_from
+from pipeline.ingest.fields import abstract_text, bare_doi, split_list, unique, year_from
 from pipeline.ingest.source import SourceFile
+from pipeline.ingest.tagged import EVERY_TAG, TaggedRecord, numbered_lines
 from pipeline.records import Record
 
 log = logging.getLogger(__name__)
@@ -62,33 +63,26 @@ _MAPPED = frozenset(
 
 
 @dataclass
-class _RawDocument:
-    start_line: int
-    number: str
+class _RawDocument(TaggedRecord):
+    """One document: its number, heading and document URL, and its fields as (label, lines) tags."""
+
+    number: str = ""
     heading: str = ""
     url: str = ""
-    fields: list[tuple[str, list[str]]] = field(default_factory=list)
-
-    def first(self, *names: str) -> str:
-        for name in names:
-            for label, lines in self.fields:
-                if label == name and (text := join_lines(lines)):
-                    return text
-        return ""
 
     def add_line(self, text: str) -> None:
         """One non-blank line of the block: the heading, the document URL, a field, or a continuation."""
-        if not self.heading and not self.fields:
+        if not self.heading and not self.tags:
             self.heading = text
             return
         match = _FIELD.match(text)
-        in_abstract = bool(self.fields) and self.fields[-1][0] == "Abstract"
+        in_abstract = bool(self.tags) and self.tags[-1][0] == "Abstract"
         if match and (match.group(1) in KNOWN_FIELDS or not in_abstract):
-            self.fields.append((match.group(1), [match.group(2)]))
+            self.add(match.group(1), match.group(2))
         elif _URL.match(text) and not self.url and not self.first("Links"):
             self.url = text
-        elif self.fields:
-            self.fields[-1][1].append(text)
+        else:
+            self.extend(text)
 
 
 def looks_like(head: str) -> bool:
@@ -100,29 +94,26 @@ def looks_like(head: str) -> bool:
 
 def read(source: SourceFile) -> Iterator[Record]:
     """Stream the documents of a ProQuest text export, in file order."""
-    position = 0
-    for raw in _raw_documents(source):
-        position += 1
+    for position, raw in enumerate(_raw_documents(source), start=1):
         yield _to_record(raw, source, position)
 
 
 def _raw_documents(source: SourceFile) -> Iterator[_RawDocument]:
     current: _RawDocument | None = None
-    with source.open_lines() as lines:
-        for number, line in enumerate(lines, start=1):
-            text = line.replace("\ufeff", "").strip()
-            if not text:
-                continue
-            if match := _DOCUMENT.match(text):
-                if current is not None:
-                    yield current
-                current = _RawDocument(start_line=number, number=match.group(1))
-            elif _SEPARATOR.match(text):
-                if current is not None:
-                    yield current
-                current = None
-            elif current is not None:
-                current.add_line(text)
+    for number, line in numbered_lines(source):
+        text = line.strip()
+        if not text:
+            continue
+        if match := _DOCUMENT.match(text):
+            if current is not None:
+                yield current
+            current = _RawDocument(start_line=number, number=match.group(1))
+        elif _SEPARATOR.match(text):
+            if current is not None:
+                yield current
+            current = None
+        elif current is not None:
+            current.add_line(text)
     if current is not None:
         log.warning("%s line %d: last ProQuest document has no closing line", source.name, current.start_line)
         yield current
@@ -136,14 +127,14 @@ def _to_record(raw: _RawDocument, source: SourceFile, position: int) -> Record:
         source_file=source.name,
         position=position,
         title=raw.first("Title") or raw.heading,
-        authors=_split(raw.first("Author", "Authors"), ";"),
+        authors=split_list(raw.first("Author", "Authors"), ";"),
         year=year_from(year_text),
         doi=bare_doi(raw.first("DOI")),
         venue=raw.first("Publication title", "Source"),
         volume=raw.first("Volume"),
         issue=raw.first("Issue"),
         pages=raw.first("Pages"),
-        keywords=_unique(_split(raw.first("Subject"), ";") + _identifier_keywords(raw.first("Identifier / keyword"))),
+        keywords=_keywords(raw),
         abstract=abstract_text(raw.first("Abstract")),
         publisher=raw.first("Publisher"),
         doc_type=raw.first("Document type"),
@@ -155,13 +146,9 @@ def _to_record(raw: _RawDocument, source: SourceFile, position: int) -> Record:
     )
 
 
-def _split(text: str, separator: str) -> list[str]:
-    return [item.strip() for item in text.split(separator) if item.strip()]
-
-
-def _unique(items: list[str]) -> list[str]:
-    """Subject and identifier lists overlap ('Education, Education'): each keyword once, first place kept."""
-    return list(dict.fromkeys(items))
+def _keywords(raw: _RawDocument) -> list[str]:
+    """Subjects then identifiers; the lists overlap ('Education, Education'): each keyword once."""
+    return unique(split_list(raw.first("Subject"), ";") + _identifier_keywords(raw.first("Identifier / keyword")))
 
 
 def _identifier_keywords(text: str) -> list[str]:
@@ -172,15 +159,13 @@ def _identifier_keywords(text: str) -> list[str]:
             key = f"\x00{index}\x00"
             placeholders[key] = category
             text = text.replace(category, key)
-    items = _split(text, ",")
+    items = split_list(text, ",")
     return [placeholders.get(item, item) for item in items]
 
 
 def _extra(raw: _RawDocument) -> dict[str, str]:
-    extra: dict[str, list[str]] = {"Document number": [raw.number]}
-    for label, lines in raw.fields:
-        if label not in _MAPPED and (text := "\n".join(line for line in lines if line)):
-            extra.setdefault(label, []).append(text)
+    unmapped = raw.unmapped(_MAPPED, per_line=EVERY_TAG)
+    extra = {"Document number": [raw.number, *unmapped.pop("Document number", [])], **unmapped}
     if raw.heading and raw.heading != raw.first("Title"):
         extra["Heading"] = [raw.heading]
     return {label: "\n".join(values) for label, values in extra.items()}

@@ -1,8 +1,7 @@
 """CSV, semicolon CSV, TSV and Web of Science tab-delimited exports -> Records, streamed row by row.
 
 Columns are recognised through the alias table in column_aliases.yaml (data, not code), so a new
-database's CSV is supported by editing that file. The module also holds the small field parsers
-(authors, keywords, year, abstract placeholders) the other structured readers share.
+database's CSV is supported by editing that file. Field values are normalised by fields.py.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.ingest.fields import abstract_text, page_range, split_authors, split_keywords, unique, year_from
 from pipeline.ingest.source import SourceFile
 from pipeline.records import Record
 
@@ -34,111 +34,6 @@ CANONICAL_FIELDS = frozenset(
 _DELIMITERS = (",", ";", "\t")
 _MAX_FIELD_CHARS = 16 * 1024 * 1024  # a longer field means an unclosed quote swallowed the file
 _MISSING = frozenset({"NA"})  # R's write.csv marks a missing value with a bare NA
-
-# ---------------------------------------------------------------------------------------------
-# Field parsers shared by the structured readers (bibtex, endnote_xml, json_records).
-# ---------------------------------------------------------------------------------------------
-
-_YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?!\d)")
-_NO_ABSTRACT = re.compile(r"^\[?\s*no abstract(?: is)? available\.?\s*\]?$|^n/?a$", re.IGNORECASE)
-_NO_AUTHOR = re.compile(r"^\[?\s*no author(?: name)? available\s*\]?$", re.IGNORECASE)
-_EMAIL_NOTE = re.compile(r"\s*\([^()]*@[^()]*\)")
-_INITIALS_TAIL = re.compile(r"^\S.*\s(?:[A-Z][a-z]?\.(?:\s?-?\s?[A-Z][a-z]?\.)*|[A-Z]{1,3})$")
-_WOS_RUN_TOGETHER = re.compile(r"([^,;]+?, [A-Z]{1,4})(?=[A-Z][a-z]|$)")
-_PERIOD_RUN_TOGETHER = re.compile(r"(?<=\.)(?=[A-Z][a-z])")
-_CASE_RUN_TOGETHER = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z])")
-_BIBTEX_AND = re.compile(r"\s+and\s+")
-
-
-def parse_year(*texts: object) -> int | None:
-    """The first plausible four-digit year (1500-2099) in the given values, else None."""
-    for text in texts:
-        if text is None or text == "":
-            continue
-        if isinstance(text, int) and not isinstance(text, bool):
-            return text if 1500 <= text <= 2099 else None
-        match = _YEAR.search(str(text))
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def clean_abstract(text: str) -> str:
-    """The abstract, or '' for the placeholders databases write instead of one."""
-    text = text.strip()
-    return "" if _NO_ABSTRACT.match(text) else text
-
-
-def split_keywords(text: str) -> list[str]:
-    """Split on ';' when present, else on ',' outside parentheses ('cyst (diagnosis, surgery)')."""
-    text = text.strip()
-    if not text:
-        return []
-    parts = _split_outside_parentheses(text, ";" if ";" in text else ",")
-    return [part.strip() for part in parts if part.strip()]
-
-
-def _split_outside_parentheses(text: str, separator: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth = max(0, depth - 1)
-        elif char == separator and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
-
-
-def split_authors(text: str) -> list[str]:
-    """One string per author, from the list forms databases write.
-
-    Handles 'Last, F; Last2, G' (WoS, Zotero, IEEE), 'Last, F and Last2, G' (BibTeX style),
-    'Last F., Last2 G.' (Scopus, Embase), 'First Last, First2 Last2, ...' and the run-together forms
-    some exports produce: 'Roach, MCThompson, FR' (Current Contents), 'Adeli K.Lewis G. F.' (ASySD)
-    and 'Araz R. AlievNigar T. Ismayilova' (SpringerLink). A single author is returned unsplit.
-    """
-    text = _EMAIL_NOTE.sub("", text).strip().strip(";,").strip()
-    if not text or _NO_AUTHOR.match(text):
-        return []
-    if ";" in text:
-        parts: list[str] = text.split(";")
-    elif "," in text and _BIBTEX_AND.search(text):
-        parts = _BIBTEX_AND.split(text)
-    elif "," in text:
-        parts = _split_comma_authors(text)
-    else:
-        parts = _split_run_together(text)
-    return [name for name in (part.strip().strip(",").strip() for part in parts) if name]
-
-
-def _split_comma_authors(text: str) -> list[str]:
-    run_together = _WOS_RUN_TOGETHER.findall(text)
-    if len(run_together) > 1 and "".join(run_together) == text:
-        return run_together
-    pieces = [piece.strip() for piece in text.split(",") if piece.strip()]
-    if len(pieces) < 2:
-        return [text]
-    with_initials = sum(1 for piece in pieces if _INITIALS_TAIL.match(piece))
-    if with_initials * 3 >= len(pieces) * 2:  # 'Craig C., Mazerolle M.J.' (Scopus, Embase)
-        return pieces
-    if len(pieces) >= 3 and all(" " in piece for piece in pieces):  # 'P. Kogge, J. Shalf, T. Lin'
-        return pieces
-    return [text]  # 'Rotter, Carina': one author, family name first
-
-
-def _split_run_together(text: str) -> list[str]:
-    parts = _PERIOD_RUN_TOGETHER.split(text)
-    if len(parts) > 1:
-        return parts
-    parts = _CASE_RUN_TOGETHER.split(text)
-    # Only when every piece is itself a full name: keeps 'John FitzGerald' whole.
-    if len(parts) > 1 and all(len(part.split()) >= 2 for part in parts):
-        return parts
-    return [text]
-
 
 # ---------------------------------------------------------------------------------------------
 # The alias table
@@ -392,14 +287,14 @@ def _record(cells: list[str], columns: _ColumnMap, profile: Profile, source: Sou
         position=position,
         title=value("title"),
         authors=split_authors(value("authors")),
-        year=parse_year(value("year"), value("date"), cited.get("year")),
+        year=year_from(value("year"), value("date"), cited.get("year")),
         doi=value("doi"),
         venue=value("venue") or cited.get("venue", ""),
         volume=value("volume") or cited.get("volume", ""),
         issue=value("issue") or cited.get("issue", ""),
-        pages=value("pages") or _join_pages(value("page_start"), value("page_end")) or cited.get("pages", ""),
+        pages=value("pages") or page_range(value("page_start"), value("page_end")) or cited.get("pages", ""),
         keywords=_keywords(cells, columns.fields.get("keywords", ())),
-        abstract=clean_abstract(value("abstract")),
+        abstract=abstract_text(value("abstract")),
         publisher=value("publisher"),
         doc_type=value("doc_type"),
         url=value("url"),
@@ -416,17 +311,9 @@ def _record(cells: list[str], columns: _ColumnMap, profile: Profile, source: Sou
 
 
 def _keywords(cells: list[str], indexes: Iterable[int]) -> list[str]:
-    seen: dict[str, None] = {}
-    for index in indexes:
-        if index < len(cells) and cells[index].strip() not in _MISSING:
-            seen.update(dict.fromkeys(split_keywords(cells[index])))
-    return list(seen)
-
-
-def _join_pages(start: str, end: str) -> str:
-    if start and end and end != start:
-        return f"{start}-{end}"
-    return start
+    """The keywords of every keyword column, each once."""
+    present = (cells[index] for index in indexes if index < len(cells) and cells[index].strip() not in _MISSING)
+    return unique(keyword for cell in present for keyword in split_keywords(cell))
 
 
 def _database_from_id(own_id: str, profile: Profile) -> str:
