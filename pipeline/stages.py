@@ -75,11 +75,12 @@ def ingest_stage(paths: Iterable[Path], known_hashes: set[str]) -> IngestResult:
 
 def clean_stage(new_records: list[Record], existing: list[Record]) -> list[Record]:
     """Clean the new records; truncation is judged against the whole corpus (old and new)."""
-    from pipeline.clean import clean_records
+    from pipeline.clean import clean_records, flag_truncated_prefixes
 
-    cleaned = list(clean_records(new_records, corpus=existing))
-    flagged = sum(1 for r in cleaned if r.flags)
-    log.info("cleaned %d records (%d with at least one flag)", len(cleaned), flagged)
+    cleaned = list(clean_records(new_records, find_prefixes=False))
+    flag_truncated_prefixes([*existing, *cleaned])
+    flagged = sum(1 for r in cleaned if "truncated" in r.flags)
+    log.info("cleaned %d records (%d truncated copies)", len(cleaned), flagged)
     return cleaned
 
 

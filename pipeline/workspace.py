@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError, ReviewError
 
@@ -33,6 +33,19 @@ class SourceQuery(_Strict):
     enabled: bool = True
 
 
+class Sources(_Strict):
+    """The scholarly sources a living review harvests; each is optional."""
+
+    openalex: SourceQuery | None = None
+    crossref: SourceQuery | None = None
+    semanticscholar: SourceQuery | None = None
+    eric: SourceQuery | None = None
+    pubmed: SourceQuery | None = None
+
+    def enabled(self) -> dict[str, SourceQuery]:
+        return {name: query for name in SOURCE_NAMES if (query := getattr(self, name)) is not None and query.enabled}
+
+
 class TopicSettings(_Strict):
     embedding: Literal["model2vec", "minilm", "tfidf"] = "model2vec"
     seed: int = 42
@@ -48,18 +61,10 @@ class ReviewConfig(_Strict):
     codebook: str = "codebook/school_to_school.yaml"
     store: str = "sqlite:///corpus/review.db"
     outputs: str = "outputs"
-    sources: dict[str, SourceQuery] = Field(default_factory=dict)
+    sources: Sources = Field(default_factory=Sources)
     schedule: str = "0 6 * * 1"
     topics: TopicSettings = Field(default_factory=TopicSettings)
     seed: int = 42
-
-    @field_validator("sources")
-    @classmethod
-    def _known_sources(cls, value: dict[str, SourceQuery]) -> dict[str, SourceQuery]:
-        unknown = sorted(set(value) - set(SOURCE_NAMES))
-        if unknown:
-            raise ValueError(f"unknown source(s) {', '.join(unknown)}; known sources: {', '.join(SOURCE_NAMES)}")
-        return value
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ def test_bad_input_is_one_sentence_and_nothing_is_written(
 
 def test_truncated_ris_names_the_line(tmp_path: Path) -> None:
     ris = (DATA / "exports/ris/asreview_ovid_psycinfo.ris").read_text(encoding="utf-8")
-    cut = ris[: ris.index("TI  - ", 200)] + "TY  - JOUR\nAU  - Someone\n"
+    first_end = ris.index("ER  -")
+    cut = ris[: ris.index("\n", first_end) + 1] + "\nTY  - JOUR\nAU  - Someone\n"
     bad = tmp_path / "cut.ris"
     bad.write_text(cut, encoding="utf-8")
     result = review("ingest", str(bad), "--out", str(tmp_path / "o.jsonl"))
