@@ -61,6 +61,7 @@ def run(workspace: WorkspaceOption = Path(".")) -> None:
 
     load_workspace(workspace)  # validate before paying for Prefect's start-up
     _offline_environment(workspace)
+    logging.getLogger("pipeline").setLevel(logging.INFO)
     from flows.review import review
 
     counts = review(workspace=str(workspace.resolve()))
