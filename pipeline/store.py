@@ -69,6 +69,44 @@ runs_table = sa.Table(
 )
 
 
+# Reviewer decisions: an append-only ledger (who, when, what, why, from which sheet). Rows are
+# never updated or deleted; the latest decision per (study, code) is the one in force.
+decisions_table = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(40), primary_key=True),  # hash of the decision's content
+    sa.Column("sequence", sa.Integer, nullable=False, index=True),  # order of arrival
+    sa.Column("study_id", sa.Text, nullable=False, index=True),
+    sa.Column("assignment_id", sa.Text, nullable=False),  # '' for a code the reviewer added
+    sa.Column("code", sa.Text, nullable=False),  # the code the decision is about
+    sa.Column("decision", sa.String(20), nullable=False),  # accept|reject|change_code|change_direction|add
+    sa.Column("new_code", sa.Text, nullable=False),
+    sa.Column("new_direction", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.String(32), nullable=False),
+    sa.Column("sheet_name", sa.Text, nullable=False),
+    sa.Column("sheet_sha256", sa.String(64), nullable=False),
+    sa.Column("machine_method", sa.Text, nullable=False),  # what the machine had said (rule/topic/'')
+    sa.Column("machine_rule", sa.Text, nullable=False),  # which rule fired, for per-rule precision
+)
+
+# Reviewer decisions about duplicates (split / join), applied on every dedup run.
+dedupe_decisions_table = sa.Table(
+    "dedupe_decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(40), primary_key=True),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("record_id_a", sa.Text, nullable=False),
+    sa.Column("record_id_b", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),  # same | different
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.String(32), nullable=False),
+    sa.Column("sheet_sha256", sa.String(64), nullable=False),
+)
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
