@@ -1,0 +1,159 @@
+"""The interactive evidence map: ONE self-contained HTML file that works offline.
+
+A heatmap of codes (rows, grouped by category, deductive/inductive marked) by a facet chosen by the reader
+(country, design, year band, theoretical lens); clicking a cell lists the studies and their quotes, with who coded
+each (rule, topic, reviewer) and the confidence. A search box and filters (category, method, direction) recount
+the cells. The CSS and JavaScript are this package's own (evidence_map.html); nothing is fetched.
+
+Untrusted text (titles, abstracts, quotes, authors, file names) never becomes markup: the data travel as JSON in
+a <script type="application/json"> element with '<', '>' and '&' written as \\u003c, \\u003e, \\u0026 (so no
+text can close the element), and the page inserts them with textContent only. A Content-Security-Policy allows
+only the page's own script and style (by hash) and no network at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.io import atomic_write
+from pipeline.synth import FACETS, Matrix, Row, facet_labels, split_list
+
+TEMPLATE = "evidence_map.html"
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_PLACEHOLDER_RE = re.compile(r"\{\{(TITLE|CSP|DATA)\}\}")
+_BLOCK_RE = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("script", "style")}
+
+
+def write_html_map(matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path) -> Path:
+    """Write the evidence map to `path` atomically; identical inputs give identical bytes."""
+    with atomic_write(path, newline="\n") as handle:
+        handle.write(render_html(matrix, prisma))
+    return path
+
+
+def render_html(matrix: Matrix, prisma: Mapping[str, Any] | None = None) -> str:
+    template = resources.files("pipeline.export").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    values = {
+        "TITLE": escape(_page_title(matrix), quote=True),
+        "CSP": _csp(template),
+        "DATA": embed_json(map_data(matrix, prisma)),
+    }
+    # One pass over the template: a placeholder-looking string inside the data is never substituted.
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+
+
+def embed_json(data: Any) -> str:
+    """JSON that is safe inside a <script> element: no '<', '>' or '&' (nor JS line separators) appear raw."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return re.sub("[<>&\u2028\u2029]", lambda m: _JSON_ESCAPES[m.group(0)], text)
+
+
+def _page_title(matrix: Matrix) -> str:
+    return f"Evidence map: {matrix.title}" if matrix.title else "Evidence map"
+
+
+def _csp(page: str) -> str:
+    """Allow exactly the template's own inline script and style (by SHA-256), nothing from anywhere else.
+
+    Only `<script>` / `<style>` without attributes are hashed: the data element (type application/json) is never
+    run. The template keeps its placeholders out of those blocks, so their hashes hold after substitution.
+    """
+    hashes = {}
+    for tag, pattern in _BLOCK_RE.items():
+        blocks = pattern.findall(page)
+        hashes[tag] = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(b.encode("utf-8")).digest()).decode("ascii") + "'"
+            for b in blocks
+        )
+    return (
+        f"default-src 'none'; script-src {hashes['script']}; style-src {hashes['style']}; "
+        "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
+    )
+
+
+# ---------------------------------------------------------------- the data the page reads
+
+
+def map_data(matrix: Matrix, prisma: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON types (studies and codes referenced by index)."""
+    studies = matrix.studies.to_dict("records")
+    study_index = {s["study_id"]: i for i, s in enumerate(studies)}
+    codes = matrix.codes.to_dict("records")
+    code_index = {c["code"]: i for i, c in enumerate(codes)}
+    return {
+        "title": _page_title(matrix),
+        "version": matrix.version,
+        "categories": _categories(codes),
+        "codes": [_code(c) for c in codes],
+        "studies": [_study(s) for s in studies],
+        "evidence": [_evidence(row, study_index, code_index) for row in matrix.long.to_dict("records")],
+        "facets": [
+            {"id": name, "label": FACETS[name][2], "values": list(matrix.facet_values.get(name, []))}
+            for name in FACETS
+        ],
+        "prisma": _prisma(prisma),
+    }
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _categories(codes: Sequence[Row]) -> list[dict[str, str]]:
+    names = list(dict.fromkeys(c["category"] for c in codes))
+    return [{"id": name, "label": name.replace("_", " ").capitalize()} for name in names]
+
+
+def _code(code: Row) -> dict[str, Any]:
+    return {
+        "id": code["code"], "category": code["category"], "label": _text(code["label"]),
+        "definition": _text(code["definition"]), "origin": code["origin"], "directional": bool(code["directional"]),
+    }
+
+
+def _study(study: Row) -> dict[str, Any]:
+    year: Any = study.get("year")
+    return {
+        "id": study["study_id"],
+        "title": _text(study.get("title")),
+        "authors": _text(study.get("authors")),
+        "year": int(year) if _text(year) else None,
+        "doi": _text(study.get("doi")),
+        "venue": _text(study.get("venue")),
+        "abstract": _text(study.get("abstract")),
+        "countries": split_list(study.get("countries")),
+        "design": _text(study.get("design")),
+        "lens": split_list(study.get("lens")),
+        "facets": {name: facet_labels(study, name) for name in FACETS},
+    }
+
+
+def _evidence(row: Row, study_index: dict[str, int], code_index: dict[str, int]) -> dict[str, Any]:
+    confidence: Any = row.get("confidence")
+    return {
+        "s": study_index[row["study_id"]],
+        "c": code_index[row["code"]],
+        "direction": _text(row.get("direction")),
+        "quote": _text(row.get("evidence")),
+        "method": _text(row.get("method")),
+        "confidence": round(float(confidence), 3) if _text(confidence) else None,
+        "by": _text(row.get("decided_by")),
+    }
+
+
+def _prisma(prisma: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if prisma is None:
+        return None
+    from pipeline.export.prisma import check_prisma
+
+    return check_prisma(prisma)
