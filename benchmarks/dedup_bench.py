@@ -1,0 +1,376 @@
+"""Deduplication benchmark on the labelled sets in ../shared/data/dedup-benchmarks.
+
+    python benchmarks/dedup_bench.py                 every set: precision, recall, F1, false merges, seconds
+    python benchmarks/dedup_bench.py --show stroke   also print each false merge and each missed pair
+    python benchmarks/dedup_bench.py --scale         100,000 records made from the real ones: seconds, memory, F1
+    python benchmarks/dedup_bench.py --pair stroke id_0000014 id_0000015   the verdict on one pair
+
+Pairwise metrics: a predicted pair is two records in one predicted group; a gold pair two records in
+one gold cluster. The bib-dedupe 0.11.0 figures (one core, measured on this machine) are printed beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from itertools import combinations
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pipeline.dedupe import deduplicate  # noqa: E402
+from pipeline.records import RECORD_COLUMNS  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "dedup-benchmarks"
+BIB_DEDUPE = DATA / "bib-dedupe"
+ASYSD = DATA / "asysd-labelled-test-set" / "labelled_test_set.csv"
+SETS = ["cytology_screening", "haematology", "respiratory", "stroke", "digital_work", "diabetes", "special_cases"]
+# bib-dedupe 0.11.0 on one core here (issue 3): F1, false pairs, seconds.
+REFERENCE = {
+    "stroke": (0.998, 0, 10),
+    "haematology": (0.900, 2, 15),
+    "cytology_screening": (0.992, 0, 13),
+    "respiratory": (0.961, 0, 18),
+    "digital_work": (0.999, 0, 87),
+    "diabetes": (1.000, 0, 14),
+    "special_cases": (0.500, 0, None),
+}
+FRAME_COLUMNS = [c for c in RECORD_COLUMNS if c != "extra"]
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _column(raw: pd.DataFrame, *names: str) -> pd.Series:
+    for name in names:
+        if name in raw.columns:
+            return raw[name].fillna("").astype(str).str.strip()
+    return pd.Series([""] * len(raw), index=raw.index)
+
+
+def _bibtex_authors(value: str) -> str:
+    return "; ".join(part.strip() for part in value.split(" and ") if part.strip())
+
+
+def to_frame(raw: pd.DataFrame, ids: pd.Series, source: str) -> pd.DataFrame:
+    """Benchmark columns -> the columns of pipeline.records.records_to_frame."""
+    venue = _column(raw, "journal")
+    booktitle = _column(raw, "booktitle")
+    frame = pd.DataFrame(
+        {
+            "id": ids.values,
+            "source_format": "csv",
+            "source_file": source,
+            "position": range(1, len(raw) + 1),
+            "title": _column(raw, "title").values,
+            "authors": _column(raw, "author").map(_bibtex_authors).values,
+            "year": pd.to_numeric(_column(raw, "year"), errors="coerce").astype("Int64").values,
+            "doi": _column(raw, "doi").values,
+            "venue": venue.where(venue != "", booktitle).values,
+            "volume": _column(raw, "volume").str.replace(r"\.0$", "", regex=True).values,
+            "issue": _column(raw, "number", "issue").str.replace(r"\.0$", "", regex=True).values,
+            "pages": _column(raw, "pages").values,
+            "keywords": "",
+            "abstract": _column(raw, "abstract").values,
+            "publisher": _column(raw, "publisher").values,
+            "doc_type": _column(raw, "ENTRYTYPE").values,
+            "url": "",
+            "issn": "",
+            "language": "",
+            "database": "",
+            "record_id": ids.values,
+            "flags": "",
+        }
+    )
+    return frame[FRAME_COLUMNS]
+
+
+def gold_pairs(path: Path) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for cluster in pd.read_csv(path)["merged_ids"].dropna():
+        members = sorted(m.strip() for m in str(cluster).split(";") if m.strip())
+        pairs.update(combinations(members, 2))
+    return pairs
+
+
+def load_set(name: str) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+    gold = gold_pairs(BIB_DEDUPE / name / "merged_record_ids.csv")
+    if name == "diabetes":
+        raw = pd.read_csv(ASYSD, encoding="cp1252", dtype=str, keep_default_na=False, na_values=["NA"])
+        ids = raw["record_id"].astype(int).map(lambda n: f"id_{n:07d}")
+        return to_frame(raw, ids, "labelled_test_set.csv"), gold
+    raw = pd.read_csv(BIB_DEDUPE / name / "records_pre_merged.csv", dtype=str, keep_default_na=False)
+    return to_frame(raw, raw["ID"], "records_pre_merged.csv"), gold
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+def predicted_pairs(result: pd.DataFrame) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for _, members in result.groupby("duplicate_group")["id"]:
+        if len(members) > 1:
+            pairs.update(combinations(sorted(members), 2))
+    return pairs
+
+
+def metrics(predicted: set[tuple[str, str]], gold: set[tuple[str, str]]) -> dict[str, float]:
+    tp = len(predicted & gold)
+    precision = tp / len(predicted) if predicted else 1.0
+    recall = tp / len(gold) if gold else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "fp": len(predicted - gold),
+        "fn": len(gold - predicted),
+    }
+
+
+def _show_pairs(title: str, pairs: set[tuple[str, str]], frame: pd.DataFrame, limit: int) -> None:
+    by_id = frame.set_index("id")
+    print(f"\n--- {title}: {len(pairs)}")
+    for a, b in sorted(pairs)[:limit]:
+        for rid in (a, b):
+            r = by_id.loc[rid]
+            print(
+                f"  {rid} | {r.title[:110]} | {r.authors[:50]} | {r.year} | {r.venue[:40]} | "
+                f"v{r.volume} n{r.issue} p{r.pages} | {r.doi} | {r.doc_type}"
+            )
+        print()
+
+
+def miss_reasons(frame: pd.DataFrame, missed: set[tuple[str, str]]) -> Counter[str]:
+    """Why each missed gold pair was not merged, in the words of the pair's verdict."""
+    from pipeline.dedupe.engine import prepare_records
+    from pipeline.dedupe.scoring import MATCH, MAYBE, Features, compare
+
+    features = Features(prepare_records(frame))
+    row = {own_id: position for position, own_id in enumerate(frame["id"])}
+    reasons: Counter[str] = Counter()
+    for a, b in missed:
+        verdict = compare(features, row[a], row[b])
+        if verdict.level == MATCH:
+            reasons["a match kept apart by another member (no chaining)"] += 1
+        elif "notice" in verdict.detail:
+            reasons["notice (erratum/correction/reply) vs its work"] += 1
+        elif " differ" in verdict.rule:
+            reasons["conflicting " + verdict.rule.split("but ")[-1].replace(" differ", "")] += 1
+        elif verdict.level == MAYBE:
+            reasons["maybe: " + verdict.rule] += 1
+        else:
+            reasons["different titles, no shared address"] += 1
+    return reasons
+
+
+def run_benchmarks(names: list[str], show: set[str], limit: int) -> None:
+    header = (
+        f"{'set':<19}{'records':>8}{'gold':>7}{'pred':>7}{'prec':>8}{'recall':>8}{'F1':>7}{'FP':>5}"
+        f"{'wall s':>8}{'cpu s':>7}"
+        "  | bib-dedupe F1  FP  sec"
+    )
+    print(header)
+    print("-" * len(header))
+    total = total_cpu = 0.0
+    misses: dict[str, Counter[str]] = {}
+    for name in names:
+        frame, gold = load_set(name)
+        start, cpu = time.perf_counter(), time.process_time()
+        result = deduplicate(frame)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        total, total_cpu = total + seconds, total_cpu + cpu
+        predicted = predicted_pairs(result)
+        m = metrics(predicted, gold)
+        ref_f1, ref_fp, ref_s = REFERENCE[name]
+        print(
+            f"{name:<19}{len(frame):>8}{len(gold):>7}{len(predicted):>7}{m['precision']:>8.3f}{m['recall']:>8.3f}"
+            f"{m['f1']:>7.3f}{m['fp']:>5}{seconds:>8.2f}{cpu:>7.2f}  |        "
+            f"{ref_f1:.3f} {ref_fp:>3} {ref_s if ref_s else '-':>4}"
+        )
+        misses[name] = miss_reasons(frame, gold - predicted)
+        if name in show:
+            _show_pairs("false merges", predicted - gold, frame, limit)
+            _show_pairs("missed pairs", gold - predicted, frame, limit)
+    print(f"{'total':<19}{'':>45}{total:>8.2f}{total_cpu:>7.2f}  |                     ~160")
+    print("\nmissed gold pairs, by the reason they were not merged:")
+    for name, reasons in misses.items():
+        listing = "; ".join(f"{n} {reason}" for reason, n in reasons.most_common()) or "none"
+        print(f"  {name}: {listing}")
+
+
+# --- scale --------------------------------------------------------------------------------
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    if len(text) < 5:
+        return text
+    i = rng.randrange(len(text) - 1)
+    kind = rng.random()
+    if kind < 0.33:
+        return text[:i] + text[i + 1 :]
+    if kind < 0.66:
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    return text[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + text[i + 1 :]
+
+
+def _perturb(row: dict[str, object], rng: random.Random) -> dict[str, object]:
+    row = dict(row)
+    title = str(row["title"])
+    if rng.random() < 0.3:
+        row["title"] = _typo(title, rng)
+    if rng.random() < 0.1 and len(title) > 60:
+        row["title"] = title[: rng.randint(40, len(title) - 5)]
+    if rng.random() < 0.2:
+        row["title"] = title.upper() if rng.random() < 0.5 else title.rstrip(".") + "."
+    authors = [a for a in str(row["authors"]).split("; ") if a]
+    if len(authors) > 2 and rng.random() < 0.2:
+        rest = authors[1:]
+        rng.shuffle(rest)
+        authors = [authors[0], *rest]
+    if len(authors) > 3 and rng.random() < 0.2:
+        authors = authors[:3]
+    row["authors"] = "; ".join(authors)
+    if rng.random() < 0.5:
+        row["doi"] = ""
+    abstract = str(row["abstract"])
+    if abstract and rng.random() < 0.3:
+        row["abstract"] = abstract[:100] + "..."
+    if rng.random() < 0.2:
+        row["pages"] = ""
+    return row
+
+
+def _new_work(rows: list[dict[str, object]], rng: random.Random, number: int) -> dict[str, object]:
+    """A distinct work made of real parts: a real title with about half of its words swapped for words
+    of other real titles, the authors of another record, the venue of a third, a year near the first's."""
+    a, b, c, d = (rng.choice(rows) for _ in range(4))
+    words = [
+        w if rng.random() < 0.5 else rng.choice(str(rng.choice(rows)["title"]).split() or [w])
+        for w in str(a["title"]).split()
+    ]
+    title = " ".join(words)
+    work = dict(c)
+    year = a["year"] if pd.notna(a["year"]) else 2010
+    start = rng.randint(1, 2000)
+    work.update(
+        {
+            "title": title,
+            "year": int(year) + rng.randint(-3, 3),
+            "venue": d["venue"],
+            "volume": str(rng.randint(1, 120)),
+            "pages": f"{start}-{start + rng.randint(3, 20)}",
+            "doi": f"10.9999/synthetic.{number}" if rng.random() < 0.5 else "",
+            "abstract": str(b["abstract"])[:400] if b["abstract"] and rng.random() < 0.5 else "",
+        }
+    )
+    return work
+
+
+def scale_frame(target: int, duplicate_share: float = 0.4, seed: int = 7) -> tuple[pd.DataFrame, pd.Series]:
+    """`target` records: every real benchmark record, distinct works recombined from real parts
+    (`_new_work`), then perturbed duplicates of random works (typos, truncation, author order,
+    missing DOIs and pages, cut abstracts) making up `duplicate_share` of the records.
+
+    Returns the frame and each record's origin: the record it copies, itself for an original.
+    """
+    rng = random.Random(seed)
+    base = pd.concat(
+        [load_set(name)[0].assign(id=lambda f, n=name: n + ":" + f["id"]) for name in SETS], ignore_index=True
+    )
+    real = base.to_dict("records")
+    works = list(real)
+    works_wanted = int(target * (1 - duplicate_share))
+    while len(works) < works_wanted:
+        work = _new_work(real, rng, len(works))
+        work["id"] = f"work{len(works)}"
+        works.append(work)
+    rows = list(works)
+    origin = [str(w["id"]) for w in works]
+    while len(rows) < target:
+        source = rng.choice(works)
+        row = _perturb(source, rng)
+        row["id"] = f"copy{len(rows)}"
+        rows.append(row)
+        origin.append(str(source["id"]))
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    frame["record_id"] = frame["id"]
+    frame["position"] = range(1, len(frame) + 1)
+    frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
+    return frame, pd.Series(origin, index=frame.index)
+
+
+def _scale_truth(origin: pd.Series) -> set[tuple[int, int]]:
+    """True duplicate pairs of the scale set (row positions): copies of one work, and the real sets' gold pairs."""
+    cluster_of: dict[str, str] = {}
+    for name in SETS:
+        for number, cluster in enumerate(pd.read_csv(BIB_DEDUPE / name / "merged_record_ids.csv")["merged_ids"]):
+            for member in str(cluster).split(";"):
+                cluster_of[f"{name}:{member.strip()}"] = f"gold:{name}:{number}"
+    members: dict[str, list[int]] = {}
+    for index, work in enumerate(origin):
+        members.setdefault(cluster_of.get(work, work), []).append(index)
+    pairs: set[tuple[int, int]] = set()
+    for rows in members.values():
+        pairs.update(combinations(rows, 2))
+    return pairs
+
+
+def run_scale(target: int) -> None:
+    import resource
+
+    frame, origin = scale_frame(target)
+    copies = int(frame["id"].str.startswith("copy").sum())
+    print(f"scale: {len(frame)} records ({copies} perturbed duplicates of {len(frame) - copies} works)")
+    start, cpu = time.perf_counter(), time.process_time()
+    result = deduplicate(frame)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"scale: {seconds:.1f} s wall, {cpu:.1f} s CPU, peak memory {peak_mb:.0f} MB (whole process, data included)")
+    truth = _scale_truth(origin)
+    codes = pd.factorize(result["duplicate_group"])[0]
+    predicted: set[tuple[int, int]] = set()
+    for rows in pd.Series(range(len(codes))).groupby(codes).groups.values():
+        predicted.update(combinations(sorted(rows), 2))
+    m = metrics(predicted, truth)
+    print(
+        f"scale: {result['duplicate_group'].nunique()} groups; pairwise precision {m['precision']:.4f}, "
+        f"recall {m['recall']:.4f}, F1 {m['f1']:.4f} ({m['fp']} false pairs)"
+    )
+
+
+def explain_pair(name: str, id_a: str, id_b: str) -> None:
+    from pipeline.dedupe.scoring import Features, compare
+
+    frame, gold = load_set(name)
+    rows = frame.index[frame["id"].isin([id_a, id_b])].tolist()
+    features = Features(frame.loc[rows].reset_index(drop=True))
+    print(compare(features, 0, 1), "gold:", tuple(sorted((id_a, id_b))) in gold)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sets", nargs="*", default=SETS, help="benchmark sets (default: all)")
+    parser.add_argument("--show", action="append", default=[], help="print false merges and misses of this set")
+    parser.add_argument("--limit", type=int, default=40, help="pairs to print per list with --show")
+    parser.add_argument("--scale", action="store_true", help="time 100,000 perturbed records instead")
+    parser.add_argument("--records", type=int, default=100_000, help="records for --scale")
+    parser.add_argument("--pair", nargs=3, metavar=("SET", "ID_A", "ID_B"), help="print the verdict on one pair")
+    args = parser.parse_args(argv)
+    if args.pair:
+        explain_pair(*args.pair)
+    elif args.scale:
+        run_scale(args.records)
+    else:
+        run_benchmarks(args.sets or SETS, set(args.show), args.limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Deduplication: records -> groups of records that are the same work, every merge explained and reversible.
+
+deduplicate(records, *, decisions=None, existing=None) -> DataFrame
+    one row per record: record_id, id, duplicate_group, keep, match_reason
+duplicates_sheet(result, records) -> DataFrame
+    every merge and every 'maybe' pair side by side, with an empty `decision` column
+candidate_pairs_report(records, *, decisions=None, existing=None) -> DataFrame
+    the same sheet straight from records
+read_dedupe_decisions(path) -> DataFrame
+    a filled-in sheet read back and checked (record_id_a, record_id_b, decision)
+merge_group_fields(group) -> dict
+    the canonical record of a group, empty fields filled from the others (sources kept)
+prisma_counts(result, records) -> dict
+    records identified (per source), duplicates removed, studies remaining
+"""
+
+from pipeline.dedupe.decisions import read_dedupe_decisions
+from pipeline.dedupe.engine import PAIRS_ATTR, RESULT_COLUMNS, deduplicate
+from pipeline.dedupe.report import candidate_pairs_report, duplicates_sheet, merge_group_fields, prisma_counts
+
+__all__ = [
+    "PAIRS_ATTR",
+    "RESULT_COLUMNS",
+    "candidate_pairs_report",
+    "deduplicate",
+    "duplicates_sheet",
+    "merge_group_fields",
+    "prisma_counts",
+    "read_dedupe_decisions",
+]

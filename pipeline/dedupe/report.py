@@ -1,0 +1,176 @@
+"""What a reviewer sees of the dedupe stage: the duplicates sheet, the merged study record, PRISMA counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from pipeline.dedupe.engine import PAIRS_ATTR, deduplicate, prepare_records
+from pipeline.dedupe.normalise import abstract_key, text
+from pipeline.dedupe.scoring import Features
+from pipeline.errors import ReviewError
+
+SHEET_FIELDS = ("id", "title", "authors", "year", "doi", "venue", "source_file")
+SHEET_COLUMNS = [
+    "decision",
+    "status",
+    "reason",
+    "score",
+    *[f"{field}_{side}" for field in SHEET_FIELDS for side in ("a", "b")],
+    "record_id_a",
+    "record_id_b",
+]
+_MERGE_SKIP = {"record_id", "id", "position", "source_file", "source_format", "duplicate_group", "keep", "match_reason"}
+
+
+def duplicates_sheet(result: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Every merge (each member beside its group's canonical record) and every uncertain pair, side by side.
+
+    `result` is what `deduplicate` returned for `records` (its pairs travel in `result.attrs`).
+    A reviewer writes 'same' or 'different' in `decision`; `read_dedupe_decisions` reads the sheet back.
+    """
+    pairs = result.attrs.get(PAIRS_ATTR)
+    if pairs is None:
+        raise ReviewError(
+            "This dedupe result carries no pairs (it was copied or reloaded); "
+            "run deduplicate again, or use candidate_pairs_report."
+        )
+    lookup = _record_lookup(records, result)
+    rows = []
+    for pair in pairs.to_dict("records"):
+        a, b = lookup.get(pair["record_id_a"], {}), lookup.get(pair["record_id_b"], {})
+        row: dict[str, Any] = {
+            "decision": pair.get("decision", ""),
+            "status": pair["status"],
+            "reason": pair["reason"],
+            "score": pair["score"],
+            "record_id_a": pair["record_id_a"],
+            "record_id_b": pair["record_id_b"],
+        }
+        for field in SHEET_FIELDS:
+            row[f"{field}_a"] = a.get(field, "")
+            row[f"{field}_b"] = b.get(field, "")
+        rows.append(row)
+    sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
+    order = {"merged": 0, "maybe": 1}
+    sheet["_order"] = sheet["status"].map(order).fillna(2)
+    return (
+        sheet.sort_values(["_order", "score"], ascending=[True, False], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def candidate_pairs_report(
+    records: pd.DataFrame, *, decisions: pd.DataFrame | None = None, existing: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The duplicates sheet straight from records (runs `deduplicate`)."""
+    result = deduplicate(records, decisions=decisions, existing=existing)
+    sheet = duplicates_sheet(result, records)
+    if existing is not None and len(existing):
+        old = duplicates_sheet(result, prepare_records(existing, "existing records"))
+        sheet = sheet.where(sheet != "", old)  # fill the existing records' side from the existing corpus
+    return sheet
+
+
+def _record_lookup(records: pd.DataFrame, result: pd.DataFrame) -> dict[str, dict[str, str]]:
+    frame = prepare_records(records, "records")
+    columns = [c for c in SHEET_FIELDS if c in frame.columns]
+    lookup: dict[str, dict[str, str]] = {}
+    for key, row in zip(frame["record_id"], frame[columns].to_dict("records"), strict=True):
+        lookup[key] = {name: text(value) for name, value in row.items()}
+    for key, own_id in zip(result["record_id"], result["id"], strict=True):
+        lookup.setdefault(key, {"id": own_id})
+    return lookup
+
+
+def merge_group_fields(group: pd.DataFrame) -> dict[str, Any]:
+    """The canonical record of one duplicate group, its empty fields filled from the other records.
+
+    The canonical record is the row with keep == True if there is one, else the most complete row.
+    A truncated abstract ('...') is replaced by a full one it is a prefix of. Returns the record's fields plus
+    `merged_record_ids` (all rows, canonical first) and `filled_from` ({field: record_id of the source}).
+    """
+    if group is None or len(group) == 0:
+        raise ReviewError("merge_group_fields needs at least one record; pass the rows of one duplicate group.")
+    frame = group.reset_index(drop=True)
+    order = _merge_order(frame)
+    ids = [text(v) for v in frame["record_id"]] if "record_id" in frame.columns else [str(i) for i in range(len(frame))]
+    canonical = order[0]
+    merged: dict[str, Any] = {k: v for k, v in frame.iloc[canonical].to_dict().items()}
+    filled: dict[str, str] = {}
+    for field in frame.columns:
+        if field in _MERGE_SKIP:
+            continue
+        if _empty(merged.get(field)):
+            for row in order[1:]:
+                value = frame.at[row, field]
+                if not _empty(value):
+                    merged[field] = value
+                    filled[field] = ids[row]
+                    break
+    _complete_abstract(frame, order, ids, merged, filled)
+    merged["merged_record_ids"] = [ids[r] for r in order]
+    merged["filled_from"] = filled
+    return merged
+
+
+def _merge_order(frame: pd.DataFrame) -> list[int]:
+    features = Features(frame)
+    keep = (
+        [str(v).strip().lower() in {"true", "1"} for v in frame["keep"]]
+        if "keep" in frame.columns
+        else [False] * len(frame)
+    )
+    return sorted(range(len(frame)), key=lambda r: (not keep[r], -features.completeness(r), r))
+
+
+def _complete_abstract(
+    frame: pd.DataFrame, order: list[int], ids: list[str], merged: dict[str, Any], filled: dict[str, str]
+) -> None:
+    if "abstract" not in frame.columns:
+        return
+    current, truncated = abstract_key(merged.get("abstract"))
+    if not truncated:
+        return
+    for row in order[1:]:
+        other, _ = abstract_key(frame.at[row, "abstract"])
+        if len(other) > len(current) and other.startswith(current):
+            merged["abstract"] = frame.at[row, "abstract"]
+            filled["abstract"] = ids[row]
+            return
+
+
+def _empty(value: object) -> bool:
+    return text(value) == ""
+
+
+def prisma_counts(result: pd.DataFrame, records: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Counts for the PRISMA flow diagram's identification box.
+
+    records_identified: all records; records_by_source: per database (or file when the export names no
+    database); duplicates_removed: records that are not their group's canonical record; studies_remaining: groups.
+    """
+    identified = len(result)
+    groups = int(result["duplicate_group"].nunique()) if identified else 0
+    by_source: dict[str, int] = {}
+    if records is not None and len(records):
+        source = _source_column(records)
+        keys = records["record_id"].astype(str) if "record_id" in records.columns else result["record_id"]
+        source_of = dict(zip(keys, source, strict=True))
+        for record_id in result["record_id"]:
+            name = source_of.get(record_id, "unknown")
+            by_source[name] = by_source.get(name, 0) + 1
+    return {
+        "records_identified": identified,
+        "records_by_source": dict(sorted(by_source.items())),
+        "duplicates_removed": identified - groups,
+        "studies_remaining": groups,
+    }
+
+
+def _source_column(records: pd.DataFrame) -> list[str]:
+    database = [text(v) for v in records["database"]] if "database" in records.columns else [""] * len(records)
+    files = [text(v) for v in records["source_file"]] if "source_file" in records.columns else [""] * len(records)
+    return [d or f or "unknown" for d, f in zip(database, files, strict=True)]
