@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -68,6 +69,34 @@ runs_table = sa.Table(
     sa.Column("counts", sa.Text, nullable=False),  # JSON {stage: {count name: n}}
 )
 
+
+# Derived state, replaced by every run inside the run's transaction: the dedup groups and the
+# final code assignments (kept so the next run can report what changed).
+groups_table = sa.Table(
+    "dedup_groups",
+    metadata,
+    sa.Column("record_id", sa.String(40), primary_key=True),
+    sa.Column("duplicate_group", sa.String(40), nullable=False, index=True),
+    sa.Column("keep", sa.Boolean, nullable=False),
+    sa.Column("match_reason", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
+
+assignments_table = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("assignment_id", sa.String(40), primary_key=True),
+    sa.Column("study_id", sa.Text, nullable=False, index=True),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("direction", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("decided_by", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
 
 # Reviewer decisions: an append-only ledger (who, when, what, why, from which sheet). Rows are
 # never updated or deleted; the latest decision per (study, code) is the one in force.
@@ -189,6 +218,12 @@ class Store:
                 for r in rows
             ]
 
+    def table_frame(self, table: sa.Table) -> pd.DataFrame:
+        """A whole (small, derived) table as a frame, in primary-key order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
+
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
@@ -202,13 +237,19 @@ class Store:
         new_inputs: Iterable[InputEntry],
         new_records: Iterable[Record],
         record_input: dict[str, str],
+        groups: pd.DataFrame | None = None,
+        assignments: pd.DataFrame | None = None,
         batch_size: int = 2000,
     ) -> None:
-        """Write a run's inputs, records and provenance atomically: all of it or none of it."""
+        """Write a run's inputs, records, derived tables and provenance atomically: all of it or none of it."""
         run.finished_at = run.finished_at or utc_now()
         with self.engine.begin() as conn:
             self._insert_inputs(conn, run.run_id, new_inputs)
             self._insert_records(conn, run.run_id, new_records, record_input, batch_size)
+            if groups is not None:
+                _replace(conn, groups_table, groups, run.run_id)
+            if assignments is not None:
+                _replace(conn, assignments_table, assignments, run.run_id)
             conn.execute(
                 runs_table.insert().values(
                     run_id=run.run_id,
@@ -245,6 +286,14 @@ class Store:
                 batch = []
         if batch:
             conn.execute(records_table.insert(), batch)
+
+
+def _replace(conn: Connection, table: sa.Table, frame: pd.DataFrame, run_id: str) -> None:
+    columns = [c.name for c in table.columns if c.name != "run_id"]
+    conn.execute(table.delete())
+    rows = [{**row, "run_id": run_id} for row in frame[columns].to_dict("records")]
+    if rows:
+        conn.execute(table.insert(), rows)
 
 
 def _record_row(record: Record, input_sha256: str, run_id: str) -> dict[str, Any]:
