@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -87,6 +86,68 @@ def ingest(
 
 
 @app.command()
+def dedupe(
+    files: Annotated[list[Path], typer.Argument(help="Export files in any supported format.")],
+    out_path: Annotated[Path, typer.Option("--out", help="CSV: id, duplicate_group, keep, match_reason.")],
+) -> None:
+    """Find duplicate records across files; every record with its group and why it matched."""
+    from pipeline.commands import dedupe_files
+
+    counts = dedupe_files(files, out_path)
+    out.print(
+        f"{counts['records']} records -> {counts['studies']} studies "
+        f"({counts['duplicates_removed']} duplicates); wrote {out_path}."
+    )
+
+
+@app.command()
+def code(
+    file: Annotated[Path, typer.Argument(help="An export file (any supported format).")],
+    out_path: Annotated[Path, typer.Option("--out", help="CSV: one row per (id, code).")],
+    codebook: Annotated[Path | None, typer.Option(help="Codebook YAML (default: the bundled one).")] = None,
+) -> None:
+    """Code every record of a file against the codebook: id, code, category, direction, evidence, method, confidence."""
+    from pipeline.commands import code_file
+    from pipeline.workspace import BUNDLED_CODEBOOK
+
+    counts = code_file(file, out_path, codebook or BUNDLED_CODEBOOK)
+    out.print(f"{counts['codes']} codes for {counts['records_coded']} of {counts['records']} records; wrote {out_path}.")
+
+
+@app.command()
+def export(
+    workspace: WorkspaceOption = Path("."),
+    formats: Annotated[
+        list[str] | None, typer.Option("--format", help="csv, xlsx, html or prisma (repeatable; default: all).")
+    ] = None,
+) -> None:
+    """Write the evidence matrix and reports into outputs/ from the store."""
+    from pipeline.commands import export_workspace
+
+    written = export_workspace(workspace, formats or ["csv", "xlsx", "html", "prisma"])
+    for path in written:
+        out.print(str(path))
+
+
+codebook_app = typer.Typer(help="Check and inspect codebooks.", no_args_is_help=True)
+app.add_typer(codebook_app, name="codebook")
+
+
+@codebook_app.command("check")
+def codebook_check(path: Annotated[Path, typer.Argument(help="A YAML codebook.")]) -> None:
+    """Validate a codebook and list every problem with its location."""
+    from pipeline.commands import check_codebook_file
+
+    problems = check_codebook_file(path)
+    if problems:
+        for problem in problems:
+            console.print(f"{path}: {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]{len(problems)} problem(s)[/]; fix them and run the check again.")
+        raise typer.Exit(2)
+    out.print(f"{path}: OK")
+
+
+@app.command()
 def status(workspace: WorkspaceOption = Path(".")) -> None:
     """PRISMA-style counts, last runs, what changed."""
     from pipeline.commands import workspace_status
@@ -96,14 +157,16 @@ def status(workspace: WorkspaceOption = Path(".")) -> None:
     for key, value in report["counts"].items():
         table.add_row(key, str(value))
     out.print(table)
-    runs = Table("run", "started", "finished", "version", "counts", title="Last runs")
+    runs = Table("run", "finished", "version", "new records", "studies", "assignments", title="Last runs")
     for run_row in report["runs"][-5:]:
+        counts = run_row["counts"]
         runs.add_row(
             run_row["run_id"][:8],
-            run_row["started_at"],
-            run_row["finished_at"],
+            run_row["finished_at"][:19].replace("T", " "),
             run_row["package_version"],
-            json.dumps(run_row["counts"], sort_keys=True),
+            str(counts.get("ingest", {}).get("records_new", "")),
+            str(counts.get("dedupe", {}).get("studies", "")),
+            str(counts.get("code", {}).get("assignments", "")),
         )
     out.print(runs)
 

@@ -9,6 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from pipeline.errors import ReviewError
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write
 from pipeline.records import Record
@@ -63,16 +66,104 @@ def _read_all(
             on_file_done()
 
 
+def load_clean_records(paths: list[Path]) -> list[Record]:
+    """Read and clean files for the single-purpose commands (dedupe, code)."""
+    from pipeline.clean import clean_records
+
+    return list(clean_records(_read_all(paths, [], None)))
+
+
+def dedupe_files(paths: list[Path], out_path: Path) -> dict[str, int]:
+    """`review dedupe`: every input record with id, duplicate_group, keep, match_reason."""
+    from pipeline import stages
+    from pipeline.io import write_csv
+
+    records = load_clean_records(paths)  # output keeps the input order
+    outcome = stages.dedupe_stage(records, None)
+    info = pd.DataFrame(
+        {"record_id": [r.record_id for r in records], "source_file": [r.source_file for r in records],
+         "title": [r.title for r in records]}
+    )
+    table = info.merge(outcome.groups, on="record_id", how="left")
+    columns = ["id", "duplicate_group", "keep", "match_reason", "source_file", "title", "record_id"]
+    write_csv(table[columns], out_path)
+    return outcome.counts
+
+
+def code_file(path: Path, out_path: Path, codebook_path: Path) -> dict[str, int]:
+    """`review code`: one row per (id, code) for every record of one input file."""
+    from pipeline.codebook import load_codebook
+    from pipeline.io import write_csv
+    from pipeline.rules import code_studies
+
+    codebook = load_codebook(codebook_path)
+    records = load_clean_records([path])
+    studies = pd.DataFrame(
+        {
+            "id": [r.id for r in records],
+            "title": [r.title for r in records],
+            "abstract": [r.abstract for r in records],
+            "flags": ["; ".join(r.flags) for r in records],
+        }
+    )
+    hits = code_studies(studies, codebook, id_column="id")
+    columns = ["id", "code", "category", "direction", "evidence", "method", "confidence"]
+    write_csv(hits[columns].sort_values(["id", "code"], kind="stable"), out_path)
+    return {"records": len(records), "codes": len(hits), "records_coded": int(hits["id"].nunique())}
+
+
+def export_workspace(root: Path, formats: list[str]) -> list[Path]:
+    """`review export`: rebuild the matrix from the store (the last run's groups and assignments)."""
+    from pipeline import stages
+    from pipeline.codebook import load_codebook
+    from pipeline.export import write_exports
+    from pipeline.store import assignments_table, groups_table
+    from pipeline.synth import build_matrix
+
+    workspace = load_workspace(root)
+    codebook = load_codebook(workspace.codebook_path)
+    store = open_store(workspace.store_url)
+    groups = store.table_frame(groups_table)
+    if groups.empty:
+        raise ReviewError(f"the store of {workspace.root} has no studies yet; run `review run` first.")
+    records = list(store.iter_records())
+    assignments = store.table_frame(assignments_table).drop(columns="run_id")
+    studies = stages.studies_stage(records, groups, codebook)
+    prisma = stages.prisma_stage(records, studies, assignments, stages.code_stage_reasons(studies))
+    return write_exports(build_matrix(assignments, studies, codebook), prisma, workspace.outputs_dir, formats=formats)
+
+
+def check_codebook_file(path: Path) -> list[str]:
+    from pipeline.codebook import check_codebook
+
+    return check_codebook(path)
+
+
 def workspace_status(root: Path) -> dict[str, Any]:
-    """Counts from the store: inputs, records, runs."""
+    """PRISMA-style counts from the store, and its runs."""
+    from pipeline.store import assignments_table, decisions_table, groups_table
+
     workspace = load_workspace(root)
     store = open_store(workspace.store_url)
     inputs = store.inputs()
     runs = store.runs()
+    groups = store.table_frame(groups_table)
+    assignments = store.table_frame(assignments_table)
+    decisions = store.table_frame(decisions_table)
+    studies = int(groups["duplicate_group"].nunique()) if len(groups) else 0
+    machine = assignments[assignments["method"] != "reviewer"] if len(assignments) else assignments
+    decided = set(decisions["assignment_id"]) if len(decisions) else set()
     counts = {
         "input files": len(inputs),
         "records identified": sum(entry.n_records for entry in inputs),
         "records in store": store.count_records(),
+        "duplicates removed": store.count_records() - studies if studies else 0,
+        "studies": studies,
+        "studies coded": int(assignments["study_id"].nunique()) if len(assignments) else 0,
+        "code assignments": len(assignments),
+        "reviewer decisions": len(decisions),
+        "machine codes not yet reviewed": int((~machine["assignment_id"].isin(decided)).sum()) if len(machine) else 0,
         "runs": len(runs),
     }
-    return {"name": workspace.config.name, "counts": counts, "runs": [asdict(run) for run in runs]}
+    changes = runs[-1].counts if runs else {}
+    return {"name": workspace.config.name, "counts": counts, "runs": [asdict(run) for run in runs], "last_run": changes}

@@ -224,6 +224,12 @@ class Store:
             rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
 
+    def dedupe_decisions(self) -> pd.DataFrame:
+        """The reviewer's split/join decisions in force: the latest one per pair of records."""
+        ledger = self.table_frame(dedupe_decisions_table).sort_values("sequence", kind="stable")
+        latest = ledger.drop_duplicates(["record_id_a", "record_id_b"], keep="last")
+        return latest[["record_id_a", "record_id_b", "decision", "reviewer"]].reset_index(drop=True)
+
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()

@@ -44,8 +44,8 @@ def build_studies(records: pd.DataFrame, groups: pd.DataFrame, *, lenses: dict[s
 
 
 def _study_row(group_id: str, study: dict[str, Any], group: pd.DataFrame, lenses: dict[str, Any] | None) -> dict[str, Any]:
-    title = _text(study.get("title"))
     abstract = _text(study.get("abstract"))
+    title = _text(study.get("title")) or _untitled(abstract)
     facets = study_facets(title, abstract, lenses=lenses)
     return {
         "study_id": group_id,
@@ -63,6 +63,12 @@ def _study_row(group_id: str, study: dict[str, Any], group: pd.DataFrame, lenses
         "design": _text(facets.get("design")),
         "lens": LIST_SEPARATOR.join(facets.get("lenses", [])),
     }
+
+
+def _untitled(abstract: str, words: int = 12) -> str:
+    """A record without a title (a pasted abstract) is shown by its opening words, marked as such."""
+    opening = " ".join(abstract.split()[:words])
+    return f"[no title] {opening}…" if opening else "[no title]"
 
 
 def _text(value: Any) -> str:

@@ -112,3 +112,50 @@ def test_init_then_status(tmp_path: Path) -> None:
 def test_run_outside_a_workspace_explains_what_to_do(tmp_path: Path) -> None:
     result = review("run", "--workspace", str(tmp_path))
     assert_one_sentence_error(result, "no review.yaml", "review init")
+
+
+def test_dedupe_command_on_two_exports_of_one_library(tmp_path: Path) -> None:
+    out = tmp_path / "dedupe.csv"
+    # The same Zotero library exported as RIS and as BibTeX: every record should find its twin.
+    ris = DATA / "exports/ris/asysd_zotero_export.ris"
+    bib = DATA / "exports/bibtex/asysd_zotero_export.bib"
+    result = review("dedupe", str(ris), str(bib), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    import csv
+
+    with open(out, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:4] == ["id", "duplicate_group", "keep", "match_reason"]
+    assert len(rows) == 2000
+    groups: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(row["duplicate_group"], []).append(row)
+    assert 990 <= len(groups) <= 1000
+    twins = [members for members in groups.values() if {m["source_file"] for m in members} == {ris.name, bib.name}]
+    assert len(twins) >= 990
+    for members in groups.values():
+        assert [m["keep"] for m in members].count("True") == 1
+        assert len(members) == 1 or all(m["match_reason"] for m in members)
+
+
+def test_code_command_writes_the_contract_columns(tmp_path: Path) -> None:
+    out = tmp_path / "codes.csv"
+    result = review("code", str(SEEDS / "002_aebbb2b735232ba2.txt"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    import csv
+
+    with open(out, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["id", "code", "category", "direction", "evidence", "method", "confidence"]
+    assert {row["method"] for row in rows} == {"rule"}
+    assert all(row["code"].startswith(row["category"] + ".") for row in rows)
+    assert all(row["evidence"] for row in rows)
+
+
+def test_codebook_check_lists_every_problem(tmp_path: Path) -> None:
+    good = review("codebook", "check", str(REPO / "codebook" / "school_to_school.yaml"))
+    assert good.returncode == 0 and "OK" in good.stdout
+    bad = review("codebook", "check", str(REPO / "tests/data/coding/bad_codebook.yaml"))
+    assert bad.returncode == 2
+    assert "patterns -> 2: unknown token attribute 'LEMA'" in bad.stderr
+    assert "problem(s)" in bad.stderr

@@ -34,11 +34,23 @@ def test_review_flow_runs_on_the_seeds(prefect_harness: None, workspace: Path) -
         rows = list(csv.DictReader(handle))
     assert len(rows) == counts["ingest"]["records_new"]
     assert "flags" in rows[0] and any("truncated" in row["flags"] for row in rows)
+    outputs = workspace / "outputs"
+    for name in ("evidence_matrix_wide.csv", "evidence_matrix_long.csv", "evidence_matrix.xlsx", "evidence_map.html",
+                 "prisma_flow.svg", "prisma_flow.png", "prisma_counts.json", "duplicates_sheet.csv"):
+        assert (outputs / name).stat().st_size > 0, name
+    assert counts["dedupe"]["studies"] < counts["dedupe"]["records"]  # seed 001's truncated repeats merge
+    assert counts["code"]["assignments"] > 0
+    prisma = json.loads((outputs / "prisma_counts.json").read_text(encoding="utf-8"))
+    assert prisma["identified"] == counts["ingest"]["records_new"]
+    matrix_bytes = {p.name: p.read_bytes() for p in outputs.iterdir() if p.suffix in {".csv", ".xlsx", ".html", ".svg"}}
     summary = json.loads((workspace / "outputs" / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["counts"] == counts
     assert summary["store"]["records"] == len(rows)
 
     again = review(workspace=str(workspace))
     assert again["ingest"] == {"files_new": 0, "files_already_ingested": 5, "records_new": 0}
+    assert again["code"] == counts["code"]
+    rerun_bytes = {p.name: p.read_bytes() for p in outputs.iterdir() if p.suffix in {".csv", ".xlsx", ".html", ".svg"}}
+    assert rerun_bytes == matrix_bytes  # same inputs, same codebook -> byte-identical outputs
     with open(records_csv, encoding="utf-8-sig", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
