@@ -40,6 +40,21 @@ def _offline_environment(workspace: Path) -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline")
 
 
+class _UserErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs every failed task with its traceback; for a user mistake one sentence is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ReviewError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_user_errors_in_prefect_logs() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine"):
+        logging.getLogger(name).addFilter(_UserErrorsWithoutTraceback())
+
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new workspace (created if missing).")],
@@ -62,6 +77,8 @@ def run(workspace: WorkspaceOption = Path(".")) -> None:
     _offline_environment(workspace)
     logging.getLogger("pipeline").setLevel(logging.INFO)
     from flows.review import review
+
+    _quiet_user_errors_in_prefect_logs()
 
     counts = review(workspace=str(workspace.resolve()))
     _print_counts(counts)

@@ -159,3 +159,12 @@ def test_codebook_check_lists_every_problem(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "patterns -> 2: unknown token attribute 'LEMA'" in bad.stderr
     assert "problem(s)" in bad.stderr
+
+
+def test_run_with_a_bad_file_is_one_sentence_without_traceback(tmp_path: Path) -> None:
+    target = tmp_path / "ws"
+    assert review("init", str(target)).returncode == 0
+    (target / "corpus" / "files" / "empty.ris").write_bytes(b"")
+    result = review("run", "--workspace", str(target))
+    assert_one_sentence_error(result, "empty.ris: the file is empty", "remove the file")
+    assert not (target / "outputs" / "records.csv").exists()
