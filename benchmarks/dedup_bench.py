@@ -162,6 +162,8 @@ def miss_reasons(frame: pd.DataFrame, missed: set[tuple[str, str]]) -> Counter[s
             reasons["a match kept apart by another member (no chaining)"] += 1
         elif "notice" in verdict.detail:
             reasons["notice (erratum/correction/reply) vs its work"] += 1
+        elif verdict.rule.startswith("possible conference_version"):
+            reasons["maybe: " + verdict.rule] += 1
         elif " differ" in verdict.rule:
             reasons["conflicting " + verdict.rule.split("but ")[-1].replace(" differ", "")] += 1
         elif verdict.level == MAYBE:

@@ -15,7 +15,11 @@ from pipeline.dedupe.engine import prepare_records
 from pipeline.dedupe.scoring import MATCH, MAYBE, Features, compare
 
 DATA = Path(__file__).parent / "data" / "dedupe"
-_TRAPS = pd.read_csv(DATA / "trap_records.csv", dtype=str, keep_default_na=False)
+# Traps (notices, generic titles) and versions of one work (meeting abstracts, retitled, republished).
+_FILES = ("trap_records.csv", "version_records.csv")
+_TRAPS = pd.concat(
+    [pd.read_csv(DATA / name, dtype=str, keep_default_na=False) for name in _FILES], ignore_index=True
+).fillna("")
 POOL = [
     {
         "title": row["title"],
@@ -26,6 +30,7 @@ POOL = [
         "issue": row["number"],
         "pages": row["pages"],
         "doi": row["doi"],
+        "abstract": row["abstract"],
     }
     for row in _TRAPS.to_dict("records")
 ]

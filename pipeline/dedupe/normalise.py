@@ -294,6 +294,7 @@ class TitleKey:
     main: str  # core up to the first subtitle separator (':' ' - ' '?' '.'), when that leaves >= 3 words
     notice: str  # '', 'correction', 'retraction', 'comment', 'reply', 'companion'
     generic: bool
+    tail: str = ""  # core after a short leading label ('How I did it ... X', 'Case report: X' -> 'x'), else ''
 
 
 def _strip_tags(title: str) -> str:
@@ -363,13 +364,21 @@ def title_key(raw: str) -> TitleKey:
     if notice:
         core = fold(_NOTICE_PREFIX.sub("", lowered, count=1)) or norm
     main = core
+    tail = ""
     parts = _SUBTITLE.split(stripped, maxsplit=1)
     if len(parts) == 2:
         head = fold(_NOTICE_PREFIX.sub("", parts[0].casefold(), count=1)) if notice else fold(parts[0])
         if len(head.split()) >= 3:
             main = head
+        rest = fold(parts[1])
+        # A section label or column name one database puts before the title and another leaves out.
+        if 1 <= len(head.split()) <= _LABEL_WORDS and len(rest) >= 25:
+            tail = rest
     generic = _is_generic(core, notice)
-    return TitleKey(norm=norm, core=core, main=main, notice=notice, generic=generic)
+    return TitleKey(norm=norm, core=core, main=main, notice=notice, generic=generic, tail=tail)
+
+
+_LABEL_WORDS = 4
 
 
 def _is_generic(core: str, notice: str) -> bool:

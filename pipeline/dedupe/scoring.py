@@ -36,13 +36,21 @@ _PREPRINT_VENUE = re.compile(
     r"\b(?:arxiv|biorxiv|medrxiv|ssrn|preprint|preprints|research square|psyarxiv|socarxiv|edarxiv|osf)\b"
 )
 _NUMBER_WORDS = re.compile(r"\d+|\b(?:i{1,3}|iv|v|vi{1,3}|ix|x)\b")
+# Signs of a meeting abstract (not of a full proceedings paper): 'Conference Abstract', 'Meeting Abstract', 'Poster'.
+_ABSTRACT_TYPE = re.compile(r"abstract|poster|meeting", re.I)
+_ABSTRACT_BOOK = re.compile(
+    r"\babstract book\b|\b(?:meeting|conference|congress|poster) abstracts?\b|^abstracts?\b"
+)
+_SUPPLEMENT_ISSUE = re.compile(r"\bsup(?:p|pl|plement)?\b\.?|\bsup(?:p|pl)?\.?\s*\d|^s\d+[a-z]?$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     level: int
     score: float  # 0..1, higher is more alike; orders merges
-    rule: str  # 'doi', 'title', 'bibliographic', 'abstract', 'companion', 'reviewer', or why not
+    # 'doi', 'title', 'bibliographic', 'abstract', 'companion', 'conference_version', 'retitled', 'republished',
+    # 'reviewer', or why not
+    rule: str
     detail: str  # 'title=0.97 authors=0.91 year=same'
     # A MAYBE that only lacks evidence (a missing page, a typo too many) does not keep a record out of a
     # group whose other members it matches; a MAYBE with evidence against identity (doubt) does.
@@ -53,10 +61,10 @@ class Verdict:
         return f"{self.rule}: {self.detail}" if self.detail else self.rule
 
 
-def _identifying_dois(dois: list[str], titles: list[nz.TitleKey]) -> list[str]:
-    """DOIs with the DOI of a whole supplement, proceedings or book removed.
+def _container_dois(dois: list[str], titles: list[nz.TitleKey]) -> set[str]:
+    """DOIs of a whole supplement, proceedings or book: given to records with different titles.
 
-    Such a container DOI is given to many records with different titles; it identifies none of them.
+    Such a DOI identifies none of its records (and says the record sits in an abstract book or proceedings).
     """
     by_doi: dict[str, list[int]] = {}
     for i, doi in enumerate(dois):
@@ -69,7 +77,7 @@ def _identifying_dois(dois: list[str], titles: list[nz.TitleKey]) -> list[str]:
             first = next(iter(cores))
             if any(fuzz.token_set_ratio(first, other) < 70 for other in cores):
                 shared.add(doi)
-    return ["" if doi in shared else doi for doi in dois]
+    return shared
 
 
 class Features:
@@ -81,10 +89,16 @@ class Features:
         self.size = n
         self.title = [nz.title_key(nz.text(v)) for v in column("title")]
         self.authors = [nz.author_key(nz.text(v)) for v in column("authors")]
-        self.doi = _identifying_dois([nz.normalise_doi(v) for v in column("doi")], self.title)
+        dois = [nz.normalise_doi(v) for v in column("doi")]
+        containers = _container_dois(dois, self.title)
+        self.doi = ["" if doi in containers else doi for doi in dois]
         self.year = [nz.normalise_year(v) for v in column("year")]
         self.venue = [nz.venue_key(nz.text(v)) for v in column("venue")]
-        self.volume = [nz.normalise_volume(v) for v in column("volume")]
+        # A volume equal to the record's year is the year put in the volume field ('2016' vs '94'): no volume.
+        self.volume = [
+            "" if year and volume == str(year) else volume
+            for volume, year in zip((nz.normalise_volume(v) for v in column("volume")), self.year, strict=True)
+        ]
         issues = column("issue")
         self.issue = [nz.normalise_volume(v) for v in issues]
         self.supplement = [nz.supplement_number(v) for v in issues]
@@ -98,6 +112,13 @@ class Features:
             for d, v in zip(self.doi, self.venue, strict=True)
         ]
         self.numbers = [frozenset(_NUMBER_WORDS.findall(t.core)) for t in self.title]
+        volumes = column("volume")
+        # Explicit signs that a record is a meeting abstract ('' when none; see `_meeting_abstract`).
+        self.meeting = [
+            self._meeting_abstract(doc_types[k], nz.text(issues[k]), nz.text(volumes[k]), self.venue[k])
+            or ("supplement doi" if dois[k] in containers and self.kind[k] == "journal" else "")
+            for k in range(n)
+        ]
         # Venues as small ints (0 = none): comparing two venues is then a cached dict lookup.
         ids: dict[nz.VenueKey, int] = {}
         self.venue_id = [ids.setdefault(v, len(ids) + 1) if v else 0 for v in self.venue]
@@ -124,6 +145,23 @@ class Features:
             return "conference"
         if _JOURNAL_TYPE.match(doc_type) or (not doc_type and words):
             return "journal"  # a record with a venue and no type is a journal article far more often than not
+        return ""
+
+    @staticmethod
+    def _meeting_abstract(doc_type: str, issue: str, volume: str, venue: nz.VenueKey) -> str:
+        """Why a record is a meeting abstract printed in a journal ('' if nothing says so): Embase's
+        'Journal.Conference: ...' venue, an abstract document type, an abstract book, a supplement issue.
+
+        A proceedings paper (ICIS, AMCIS, HICSS) is a full paper, not an abstract: its booktitle alone does not count.
+        """
+        if venue.supplement:
+            return "conference supplement"
+        if _ABSTRACT_TYPE.search(doc_type):
+            return "abstract type"
+        if _ABSTRACT_BOOK.search(venue.words()):
+            return "abstract book"
+        if _SUPPLEMENT_ISSUE.search(issue) or _SUPPLEMENT_ISSUE.search(volume):
+            return "supplement issue"
         return ""
 
     def completeness(self, i: int) -> float:
@@ -165,6 +203,8 @@ def title_similarity(a: nz.TitleKey, b: nz.TitleKey) -> float | None:
             score = max(score, 0.96 * start)
         if (len(a.main) >= 25 and a.main == y) or (len(b.main) >= 25 and b.main == x):
             score = max(score, 0.93)  # the subtitle dropped by one database
+        if (a.tail and a.tail == y) or (b.tail and b.tail == x):
+            score = max(score, 0.95)  # a section label before the title dropped by one database
     return score
 
 
@@ -248,7 +288,8 @@ def compare(f: Features, i: int, j: int) -> Verdict:
     t = title_similarity(ti, tj)
     generic = ti.generic or tj.generic
     if t is not None and t < 0.80 and not same_doi and not generic and not _same_address(f, i, j):
-        return _NOTHING  # most candidate pairs end here, cheaply
+        if t < 0.75 or _online_first(f, i, j) is None:
+            return _NOTHING  # most candidate pairs end here, cheaply
     a, first = author_similarity(f.authors[i], f.authors[j])
     if same_doi:
         return _same_doi(t, a, f, i, j)
@@ -257,13 +298,24 @@ def compare(f: Features, i: int, j: int) -> Verdict:
     if generic or t is None:
         return _weak_title(f, i, j, t, a, first, conflicts, details)
     if t >= 0.97 or (t >= 0.93 and _support(f, i, j)):
-        return _strong_title(f, i, j, t, a, first, conflicts, details)
-    if t >= 0.80:
-        return _fair_title(f, i, j, t, a, first, conflicts, details)
-    verdict = _bibliographic(f, i, j, a, first, conflicts, details)
-    if verdict.level == MATCH:
-        return verdict
-    return Verdict(CONFLICT if conflicts else NO, t * 0.5, "different", details)
+        verdict = _strong_title(f, i, j, t, a, first, conflicts, details)
+    elif t >= 0.80:
+        verdict = _fair_title(f, i, j, t, a, first, conflicts, details)
+    else:
+        verdict = _bibliographic(f, i, j, a, first, conflicts, details)
+        if verdict.level != MATCH:
+            verdict = Verdict(CONFLICT if conflicts else NO, t * 0.5, "different", details)
+    if verdict.level != MATCH and not ti.notice:
+        if t >= 0.93:
+            other = _conference_version(f, i, j, t, a, first, conflicts, details) or _republished(
+                f, i, j, t, a, first, conflicts, details
+            )
+        else:
+            other = _retitled(f, i, j, t, a, first, conflicts, details)
+        # A 'maybe' that only lacks evidence keeps that status (see Verdict.doubt).
+        if other is not None and (other.level == MATCH or verdict.level < MAYBE or verdict.doubt):
+            return other
+    return verdict
 
 
 def _same_address(f: Features, i: int, j: int) -> bool:
@@ -504,6 +556,166 @@ def _bibliographic(
     if t is not None and t < (0.5 if ranged else 0.7):
         return Verdict(NO, 0.0, "different", details)
     return Verdict(MATCH, 0.6 + 0.2 * a, "bibliographic", _with(details, support))
+
+
+def _online_first(f: Features, i: int, j: int) -> int | None:
+    """The record of the pair that has neither volume nor pages (an online-first record) when the other has
+    both; None otherwise."""
+    bare_i = not f.volume[i] and not f.pages[i][0]
+    bare_j = not f.volume[j] and not f.pages[j][0]
+    if bare_i == bare_j:
+        return None
+    other = j if bare_i else i
+    return (i if bare_i else j) if f.volume[other] and f.pages[other][0] else None
+
+
+def _retitled(
+    f: Features, i: int, j: int, t: float, a: float | None, first: bool, conflicts: list[str], details: str
+) -> Verdict | None:
+    """A title the journal changed between the online-first record and the printed issue
+    ('Complement Blockade in Severe Shiga-Toxin-Associated HUS' -> 'Eculizumab in Severe ...').
+
+    The reworded title must keep most of its words, the author lists agree name by name (at least four
+    names: a long list in one order is a fingerprint of one paper), in the same journal within a year,
+    and nothing conflicts.
+    """
+    if conflicts or t < 0.75 or f.title[i].generic or f.title[j].generic:
+        return None
+    if a is None or a < 0.9 or not first or min(len(f.authors[i].surnames), len(f.authors[j].surnames)) < 4:
+        return None
+    gap = _year_gap(f, i, j)
+    if gap is None or gap > 1 or not f.same_venue(i, j) or _online_first(f, i, j) is None:
+        return None
+    words = fuzz.token_set_ratio(f.title[i].core, f.title[j].core) / 100.0
+    if words < 0.85:
+        return None
+    return Verdict(MATCH, 0.4 + 0.2 * t + 0.2 * a, "retitled", f"{details} words={words:.2f} venue=same online-first")
+
+
+_REPUBLISHED_TOLERATES = frozenset({"doi", "pages", "volume", "issue"})
+_REPUBLISHED_ABSTRACT = 500  # folded characters: a long abstract repeated word for word is the same text
+
+
+def _republished(
+    f: Features, i: int, j: int, t: float, a: float | None, first: bool, conflicts: list[str], details: str
+) -> Verdict | None:
+    """One text printed twice by one journal (a reprint, or an issue reprinted after a production error):
+    the same title, authors and long abstract word for word, in the same journal within a year, whatever the
+    two DOIs, volumes and pages say.
+
+    The same abstract in two journals is not enough: the labelled sets keep one abstract presented at two
+    meetings apart.
+    """
+    if t < 0.97 or set(conflicts) - _REPUBLISHED_TOLERATES or f.title[i].generic or f.title[j].generic:
+        return None
+    if a is None or a < 0.9 or not first or not f.same_venue(i, j):
+        return None
+    gap = _year_gap(f, i, j)
+    if gap is None or gap > 1:
+        return None
+    x, y = f.abstract[i][0], f.abstract[j][0]
+    if min(len(x), len(y)) < _REPUBLISHED_ABSTRACT or abstract_similarity(f.abstract[i], f.abstract[j]) != 1.0:
+        return None
+    return Verdict(MATCH, 0.5 + 0.2 * t + 0.2 * a, "republished", f"{details} abstract=1.00 venue=same")
+
+
+# What a meeting abstract and the article of its study may disagree on.
+_CONFERENCE_TOLERATES = frozenset({"doi", "pages", "volume", "issue", "venue", "conference vs journal"})
+
+
+def _conference_version(
+    f: Features, i: int, j: int, t: float, a: float | None, first: bool, conflicts: list[str], details: str
+) -> Verdict | None:
+    """A meeting abstract and the journal article of the same study, or two abstracts of it: one work (issue 3).
+
+    Pages, volume and DOI are expected to differ. The title must match strongly, the first author and most
+    authors agree (an abstract often lists fewer), and one record must be recognisably a meeting abstract
+    (`_abstract_cue`). Merged: an abstract printed by the journal of the article in the same year, and one
+    abstract printed by two meetings' journals in one year. An abstract and an article in another journal or
+    year are only a 'maybe' for the reviewer: the labelled benchmarks keep them apart. A full proceedings paper
+    and its journal extension stay two works.
+    """
+    if set(conflicts) - _CONFERENCE_TOLERATES - {"year"} or f.title[i].generic or f.title[j].generic:
+        return None
+    if a is None or not first or a < 0.75 or f.preprint[i] or f.preprint[j]:
+        return None
+    if min(len(f.title[i].core.split()), len(f.title[j].core.split())) < 4:
+        return None
+    gap = _year_gap(f, i, j)
+    if gap is None or gap > 2:
+        return None
+    if gap == 0:
+        cue = _abstract_cue(f, i, j) if f.same_venue(i, j) else _two_meetings(f, i, j, t, a)
+        if cue:
+            score = 0.45 + 0.25 * t + 0.2 * a
+            return Verdict(MATCH, score, "conference_version", f"{details} {cue}".strip())
+    roles = {_role(f, i), _role(f, j)}
+    if "abstract" in roles and "paper" not in roles:
+        why = "years differ" if gap else "journals differ" if not f.same_venue(i, j) else "abstract after the article"
+        cues = "; ".join(f.meeting[k] for k in (i, j) if f.meeting[k])
+        rule = f"possible conference_version (not merged: {why})"
+        return Verdict(MAYBE, 0.7 * t, rule, f"{details} abstract: {cues}")
+    return None
+
+
+def _two_meetings(f: Features, i: int, j: int, t: float, a: float) -> str:
+    """One abstract (the same title and the same authors) printed by two meetings' journals in one year."""
+    if f.meeting[i] and f.meeting[j] and t >= 0.97 and a >= 0.9:
+        return f"one abstract at two meetings ({f.meeting[i]}; {f.meeting[j]})"
+    return ""
+
+
+def _role(f: Features, k: int) -> str:
+    if f.meeting[k]:
+        return "abstract"
+    return "paper" if f.kind[k] == "conference" else "article"
+
+
+def _abstract_cue(f: Features, i: int, j: int) -> str:
+    """How two records of one journal and year are a meeting abstract and its article (or two abstracts
+    of one study), '' if nothing says so."""
+    roles = (_role(f, i), _role(f, j))
+    if "paper" in roles:
+        return ""
+    if roles == ("abstract", "abstract"):
+        return f"venue=same two meeting abstracts ({f.meeting[i]}; {f.meeting[j]})"
+    if roles == ("article", "article"):
+        return _positional_cue(f, i, j)
+    abstract, article = (i, j) if roles[0] == "abstract" else (j, i)
+    # An abstract in a later volume than the article was printed after it: not merged (a 'maybe').
+    va, vb = f.volume[abstract], f.volume[article]
+    if _volumes_differ(f, i, j) and va.isdigit() and vb.isdigit() and int(va) > int(vb):
+        return ""
+    return f"venue=same meeting abstract ({f.meeting[abstract]}) vs article"
+
+
+def _positional_cue(f: Features, i: int, j: int) -> str:
+    """Two records of one journal volume told apart as abstract and article by their pages only.
+
+    A one-page record printed BEFORE the article in the same volume is its meeting abstract (many journals
+    print their society's abstracts in a regular issue); a one-page record printed after it is more likely
+    an erratum without a marker, and is not merged. Two one-page records with the same title on adjacent
+    pages are two abstracts of one study printed together.
+    """
+    if _volumes_differ(f, i, j):
+        return ""
+    single_i, single_j = _single_page(f, i), _single_page(f, j)
+    if single_i is not None and single_j is not None:
+        adjacent = abs(single_i - single_j) == 1
+        return "venue=same two meeting abstracts (one page each, adjacent pages)" if adjacent else ""
+    if (single_i is None) == (single_j is None) or not (f.volume[i] and f.volume[j]):
+        return ""
+    page, article = (single_i, j) if single_i is not None else (single_j, i)
+    span = f.page_range[article]
+    if span is None or span[2] == span[1] or page is None or page >= span[1]:
+        return ""
+    return "venue=same meeting abstract (one page, printed before the article in its volume) vs article"
+
+
+def _single_page(f: Features, k: int) -> int | None:
+    """The page of a one-page record ('1875' or '1875-1875'), None otherwise."""
+    span = f.page_range[k]
+    return span[1] if span is not None and span[1] == span[2] and not span[0] else None
 
 
 def _weak_title(
