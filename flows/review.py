@@ -21,6 +21,11 @@ from pipeline.workspace import Workspace, load_workspace
 _stage = task(cache_policy=NO_CACHE, log_prints=False)
 
 
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[30, 120])
+def harvest(workspace: Workspace, store: Store) -> stages.IngestResult:
+    return stages.harvest_stage(workspace, store)
+
+
 @_stage
 def ingest(paths: list[Path], known_hashes: set[str]) -> stages.IngestResult:
     return stages.ingest_stage(paths, known_hashes)
@@ -42,8 +47,8 @@ def build_studies(records: list[Record], groups: pd.DataFrame, codebook: Codeboo
 
 
 @_stage
-def code(studies: pd.DataFrame, codebook: Codebook) -> stages.CodingOutcome:
-    return stages.code_stage(studies, codebook)
+def code(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> stages.CodingOutcome:
+    return stages.code_stage(studies, codebook, cached)
 
 
 @_stage
@@ -59,8 +64,9 @@ def commit(
     cleaned: list[Record],
     groups: pd.DataFrame,
     assignments: pd.DataFrame,
+    coding_cache: dict[str, str],
 ) -> None:
-    stages.commit_stage(store, run, ingested, cleaned, groups, assignments)
+    stages.commit_stage(store, run, ingested, cleaned, groups, assignments, coding_cache)
 
 
 @_stage
@@ -88,8 +94,10 @@ def review(workspace: str = ".") -> dict[str, Any]:
     files = ws.input_files()
     logger.info("workspace %r: %d input file(s), codebook %s", ws.config.name, len(files), ws.codebook_path.name)
 
-    ingested = ingest(files, store.known_input_hashes())
-    logger.info("ingest: %s", ingested.counts())
+    harvested = harvest(ws, store)
+    from_files = ingest(files, store.known_input_hashes())
+    ingested = stages.merge_ingests(from_files, harvested)
+    logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), from_files.counts())
     existing = list(store.iter_records())
     cleaned = clean(ingested.records, existing)
     corpus = existing + cleaned
@@ -97,21 +105,27 @@ def review(workspace: str = ".") -> dict[str, Any]:
     deduped = dedupe(corpus, store.dedupe_decisions())
     logger.info("dedupe: %s", deduped.counts)
     studies = build_studies(corpus, deduped.groups, codebook)
-    coding = code(studies, codebook)
+    coding = code(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
     assignments = assign_codes(coding.hits)
     prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
 
     run.inputs = [{"path": e.path, "sha256": e.sha256, "records": e.n_records} for e in ingested.new_inputs]
     run.counts = {
-        "ingest": ingested.counts(),
+        "harvest": {"records_new": len(harvested.records), "payloads": len(harvested.new_inputs)},
+        "ingest": from_files.counts(),
         "clean": {"records_cleaned": len(cleaned)},
         "dedupe": deduped.counts,
         "code": {"studies": len(studies), "assignments": len(assignments), "studies_coded": prisma["included"]},
     }
-    commit(store, run, ingested, cleaned, deduped.groups, assignments)
+    previous = stages.previous_state(store)
+    changes = stages.changes_since(previous, deduped.groups, assignments, prisma, new_records=len(ingested.records))
+    run.counts["changes"] = changes["counts"]
+    run.counts["code"]["rules_ran_on"] = coding.coded_now
+    commit(store, run, ingested, cleaned, deduped.groups, assignments, coding.new_cache)
 
     written = export(ws, corpus, studies, assignments, codebook, prisma, deduped.sheet)
     stages.write_run_summary(ws, run, store)
+    stages.write_changes_report(ws, changes)
     logger.info("wrote %d output file(s) into %s", len(written) + 1, ws.outputs_dir)
     return run.counts

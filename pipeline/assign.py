@@ -52,7 +52,8 @@ def machine_rows(frame: pd.DataFrame | None, method: str) -> pd.DataFrame:
             "direction": frame.get("direction", pd.Series("", index=frame.index)).fillna("").astype(str),
             "evidence": frame["evidence"].fillna("").astype(str),
             "method": method,
-            "confidence": frame["confidence"].astype(float),
+            # Rounded: a confidence is a judgement, and 0.6000000000000001 must not differ from a cached 0.6.
+            "confidence": frame["confidence"].astype(float).round(4),
             "rule": frame.get("rule", pd.Series(method, index=frame.index)).fillna("").astype(str),
             "decided_by": "machine",
         }

@@ -146,6 +146,44 @@ def export(
         out.print(str(path))
 
 
+@app.command()
+def harvest(
+    source: Annotated[str, typer.Argument(help="openalex | crossref | semanticscholar | eric | pubmed")],
+    query: Annotated[str, typer.Option("--query", help="The search, in the source's own syntax.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the records (JSON Lines).")],
+    base_url: Annotated[str | None, typer.Option("--base-url", help="API root (a mirror, a proxy, a test server).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only what is new since this date (YYYY-MM-DD).")] = None,
+    max_records: Annotated[int | None, typer.Option("--max", help="Stop after this many records.")] = None,
+    raw_dir: Annotated[Path | None, typer.Option("--raw-dir", help="Keep the raw payloads here.")] = None,
+) -> None:
+    """Harvest one source into JSON Lines (polite, resumable; keys come from the environment)."""
+    from pipeline.commands import harvest_to_jsonl
+
+    counts = harvest_to_jsonl(source, query, out_path, base_url=base_url, since=since, max_records=max_records, raw_dir=raw_dir)
+    out.print(f"{counts['records']} records from {source} in {counts['pages']} page(s); wrote {out_path}.")
+
+
+@app.command()
+def schedule(
+    workspace: WorkspaceOption = Path("."),
+    cron: Annotated[str, typer.Option(help="When to run (cron, UTC).")] = "0 6 * * 1",
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the schedule in this process (blocks).")] = False,
+    work_pool: Annotated[str | None, typer.Option(help="Register for workers of this work pool instead.")] = None,
+) -> None:
+    """Register the living-review deployment with a cron schedule on the Prefect server (PREFECT_API_URL)."""
+    from pipeline.workspace import load_workspace
+
+    load_workspace(workspace)
+    _offline_environment(workspace)
+    from flows.schedule import create_deployment, serve_review
+
+    if serve:
+        serve_review(str(workspace.resolve()), cron)
+        return
+    deployment_id = create_deployment(str(workspace.resolve()), cron, work_pool=work_pool)
+    out.print(f"Deployment review/weekly-review ({deployment_id}) scheduled with cron {cron!r}.")
+
+
 codebook_app = typer.Typer(help="Check and inspect codebooks.", no_args_is_help=True)
 app.add_typer(codebook_app, name="codebook")
 

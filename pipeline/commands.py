@@ -167,3 +167,24 @@ def workspace_status(root: Path) -> dict[str, Any]:
     }
     changes = runs[-1].counts if runs else {}
     return {"name": workspace.config.name, "counts": counts, "runs": [asdict(run) for run in runs], "last_run": changes}
+
+
+def harvest_to_jsonl(
+    source: str,
+    query: str,
+    out_path: Path,
+    *,
+    base_url: str | None = None,
+    since: str | None = None,
+    max_records: int | None = None,
+    raw_dir: Path | None = None,
+) -> dict[str, int]:
+    """`review harvest`: one source's records, cleaned, as JSON Lines; the raw payloads kept if asked."""
+    from pipeline.clean import clean_records
+    from pipeline.harvest import harvest
+
+    result = harvest(source, query, since=since, max_records=max_records, base_url=base_url, raw_dir=raw_dir)
+    with atomic_write(out_path) as handle:
+        for record in clean_records(result.records):
+            handle.write(json.dumps(asdict(record), ensure_ascii=False, sort_keys=True) + "\n")
+    return {"records": len(result.records), "pages": result.pages}

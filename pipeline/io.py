@@ -55,7 +55,8 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, excel: bool = True) -> N
     """Atomic, deterministic CSV; UTF-8 with BOM so Excel opens it right; formulas neutralised."""
     safe = neutralise_frame(frame) if excel else frame
     with atomic_write(path, encoding="utf-8-sig" if excel else "utf-8") as handle:
-        safe.to_csv(handle, index=False, lineterminator="\n")
+        # CRLF (RFC 4180, what Excel writes) also makes the csv module quote a cell holding a lone CR.
+        safe.to_csv(handle, index=False, lineterminator="\r\n")
 
 
 def write_json(data: Any, path: str | Path) -> None:

@@ -6,6 +6,7 @@ so a run that dies half-way leaves the store as it was.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections import Counter
@@ -19,7 +20,7 @@ from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import write_csv, write_json
-from pipeline.records import Record, records_to_frame
+from pipeline.records import Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
 from pipeline.workspace import Workspace
 
@@ -96,6 +97,7 @@ def commit_stage(
     cleaned: list[Record],
     groups: pd.DataFrame | None = None,
     assignments: pd.DataFrame | None = None,
+    coding_cache: dict[str, str] | None = None,
 ) -> None:
     store.commit_run(
         run,
@@ -104,6 +106,7 @@ def commit_stage(
         record_input=ingest.record_input,
         groups=groups,
         assignments=assignments,
+        coding_cache=coding_cache,
     )
 
 
@@ -163,19 +166,54 @@ def studies_stage(records: list[Record], groups: pd.DataFrame, codebook: Codeboo
 
 @dataclass
 class CodingOutcome:
-    """Rule hits for the studies, and why the studies that were not coded were set aside."""
+    """Rule hits for the studies, why some were set aside, and the cache entries this run adds."""
 
     hits: pd.DataFrame
     set_aside: dict[str, int]  # reason -> studies (empty abstract, not in English)
+    new_cache: dict[str, str] = field(default_factory=dict)  # cache key -> hits JSON
+    coded_now: int = 0  # studies the rule engine actually ran on (the others came from the cache)
 
 
-def code_stage(studies: pd.DataFrame, codebook: Codebook) -> CodingOutcome:
-    from pipeline.rules import code_studies
+def code_stage(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str] | None = None) -> CodingOutcome:
+    """Code the studies; a study whose text and codebook are unchanged reuses its cached hits."""
+    from pipeline.rules import HIT_COLUMNS, code_studies
 
-    hits = code_studies(studies, codebook, id_column="study_id")
+    cached = cached or {}
+    keys = coding_cache_keys(studies, codebook)
+    todo = studies[[key not in cached for key in keys]]
+    fresh = code_studies(todo, codebook, id_column="study_id") if len(todo) else pd.DataFrame(columns=HIT_COLUMNS)
+    new_cache = {
+        key: _hits_json(fresh[fresh["id"] == study_id])
+        for key, study_id in zip(keys, studies["study_id"])
+        if key not in cached
+    }
+    reused = [_hits_frame(cached[key], study_id) for key, study_id in zip(keys, studies["study_id"]) if key in cached]
+    hits = pd.concat([fresh, *reused], ignore_index=True) if reused else fresh
     set_aside = code_stage_reasons(studies)
-    log.info("code: %d rule hits over %d studies; set aside %s", len(hits), len(studies), set_aside or "none")
-    return CodingOutcome(hits=hits, set_aside=set_aside)
+    log.info("code: rules ran on %d of %d studies (%d from cache); %d hits; set aside %s",
+             len(todo), len(studies), len(reused), len(hits), set_aside or "none")
+    return CodingOutcome(hits=hits[HIT_COLUMNS], set_aside=set_aside, new_cache=new_cache, coded_now=len(todo))
+
+
+def coding_cache_keys(studies: pd.DataFrame, codebook: Codebook) -> list[str]:
+    # The codebook's full repr (every code, rule and cue) is deterministic: any edit changes the key.
+    salt = f"{__version__}\x1f{hashlib.sha256(repr(codebook).encode('utf-8')).hexdigest()}"
+    return [
+        hashlib.sha256("\x1f".join((salt, str(t or ""), str(a or ""), str(f or ""))).encode("utf-8")).hexdigest()
+        for t, a, f in zip(studies["title"], studies["abstract"], studies["flags"])
+    ]
+
+
+def _hits_json(hits: pd.DataFrame) -> str:
+    return hits.drop(columns="id").to_json(orient="records", force_ascii=False, double_precision=15)
+
+
+def _hits_frame(payload: str, study_id: str) -> pd.DataFrame:
+    import io
+
+    frame = pd.read_json(io.StringIO(payload), orient="records", dtype=False)
+    frame.insert(0, "id", study_id)
+    return frame
 
 
 def code_stage_reasons(studies: pd.DataFrame) -> dict[str, int]:
@@ -218,3 +256,127 @@ def export_stage(
     sheet_path = workspace.outputs_dir / "duplicates_sheet.csv"
     write_csv(duplicates_sheet, sheet_path)
     return [*written, sheet_path]
+
+
+def harvest_stage(workspace: Workspace, store: Store) -> IngestResult:
+    """Ask every enabled source for what is new; a source that cannot be reached is skipped with one line."""
+    from pipeline.harvest import default_base_url, harvest, offline_reason
+
+    result = IngestResult()
+    reachable, unreachable = {}, []
+    for name, query in workspace.config.sources.enabled().items():
+        base_url = query.base_url or default_base_url(name)
+        reason = offline_reason(base_url)
+        if reason:
+            unreachable.append(f"{name}: {reason}")
+        else:
+            reachable[name] = (query, base_url)
+    if unreachable:
+        log.warning("harvest: skipped %d source(s), running on the local corpus (%s)", len(unreachable), "; ".join(unreachable))
+    for name, (query, base_url) in reachable.items():
+        harvested = harvest(
+            name,
+            query.query,
+            since=query.since,
+            max_records=query.max_records,
+            base_url=base_url,
+            filters=query.filters,
+            raw_dir=workspace.corpus_dir / "raw",
+            checkpoint_path=workspace.corpus_dir / "harvest" / f"{name}.checkpoint.json",
+            known_ids=store.own_ids(source_format="api", source_file=name),
+        )
+        _add_harvested(result, name, harvested)
+        log.info("harvest: %s gave %d new record(s) in %d page(s)", name, len(harvested.records), harvested.pages)
+    return result
+
+
+def _add_harvested(result: IngestResult, source: str, harvested: Any) -> None:
+    per_payload = Counter(record.extra.get("raw_sha256", "") for record in harvested.records)
+    for path in harvested.raw_files:
+        sha = path.name.split(".")[0]
+        result.new_inputs.append(
+            InputEntry(
+                sha256=sha,
+                path=str(path),
+                source_format=f"api:{source}",
+                encoding="utf-8",
+                size_bytes=path.stat().st_size,
+                n_records=per_payload.get(sha, 0),
+            )
+        )
+    for record in harvested.records:
+        record.record_id = make_record_id(f"api:{source}", record.id)
+        result.record_input[record.record_id] = record.extra.get("raw_sha256", "")
+        result.records.append(record)
+
+
+def merge_ingests(first: IngestResult, second: IngestResult) -> IngestResult:
+    return IngestResult(
+        records=[*first.records, *second.records],
+        new_inputs=[*first.new_inputs, *second.new_inputs],
+        record_input={**first.record_input, **second.record_input},
+        already_ingested=[*first.already_ingested, *second.already_ingested],
+    )
+
+
+@dataclass
+class PreviousState:
+    """What the store held before this run: the last run's studies and code assignments."""
+
+    groups: pd.DataFrame
+    assignments: pd.DataFrame
+
+
+def previous_state(store: Store) -> PreviousState:
+    from pipeline.store import assignments_table, groups_table
+
+    return PreviousState(groups=store.table_frame(groups_table), assignments=store.table_frame(assignments_table))
+
+
+def changes_since(
+    previous: PreviousState,
+    groups: pd.DataFrame,
+    assignments: pd.DataFrame,
+    prisma: dict[str, Any],
+    *,
+    new_records: int,
+) -> dict[str, Any]:
+    """The what-changed report of a living-review cycle: new studies, new / changed / dropped codes."""
+    old_studies = set(previous.groups["duplicate_group"]) if len(previous.groups) else set()
+    new_studies = sorted(set(groups["duplicate_group"]) - old_studies) if len(groups) else []
+    old = _code_index(previous.assignments)
+    now = _code_index(assignments)
+    added = sorted(set(now) - set(old))
+    dropped = sorted(set(old) - set(now))
+    changed = sorted(key for key in set(now) & set(old) if now[key] != old[key])
+    counts = {
+        "records_new": new_records,
+        "studies_new": len(new_studies),
+        "codes_new": len(added),
+        "codes_changed": len(changed),
+        "codes_dropped": len(dropped),
+    }
+    return {
+        "counts": counts,
+        "new_studies": new_studies,
+        "codes_new": [list(k) for k in added],
+        "codes_changed": [list(k) for k in changed],
+        "codes_dropped": [list(k) for k in dropped],
+        "prisma_cumulative": prisma,
+    }
+
+
+def _code_index(assignments: pd.DataFrame) -> dict[tuple[str, str], tuple[str, str]]:
+    if assignments.empty:
+        return {}
+    return {
+        (s, c): (d, m)
+        for s, c, d, m in zip(assignments["study_id"], assignments["code"], assignments["direction"], assignments["method"])
+    }
+
+
+def write_changes_report(workspace: Workspace, changes: dict[str, Any]) -> Path:
+    """outputs/changes.json: what this cycle added or changed, with the cumulative PRISMA counts."""
+    path = workspace.outputs_dir / "changes.json"
+    write_json(changes, path)
+    return path

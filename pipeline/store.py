@@ -50,6 +50,8 @@ records_table = sa.Table(
     sa.Column("record_id", sa.String(40), primary_key=True),
     sa.Column("input_sha256", sa.String(64), nullable=False, index=True),
     sa.Column("own_id", sa.Text, nullable=False),
+    sa.Column("source_format", sa.String(32), nullable=False),
+    sa.Column("source_file", sa.Text, nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("year", sa.Integer),
@@ -98,6 +100,15 @@ assignments_table = sa.Table(
     sa.Column("run_id", sa.String(40), nullable=False),
 )
 
+# Rule hits per study text and codebook: a living-review run codes only studies it has not seen.
+coding_cache_table = sa.Table(
+    "coding_cache",
+    metadata,
+    sa.Column("cache_key", sa.String(64), primary_key=True),  # sha256 of codebook, version, title, abstract, flags
+    sa.Column("hits", sa.Text, nullable=False),  # JSON list of hit rows (study id left out)
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
+
 # Reviewer decisions: an append-only ledger (who, when, what, why, from which sheet). Rows are
 # never updated or deleted; the latest decision per (study, code) is the one in force.
 decisions_table = sa.Table(
@@ -119,6 +130,8 @@ decisions_table = sa.Table(
     sa.Column("sheet_sha256", sa.String(64), nullable=False),
     sa.Column("machine_method", sa.Text, nullable=False),  # what the machine had said (rule/topic/'')
     sa.Column("machine_rule", sa.Text, nullable=False),  # which rule fired, for per-rule precision
+    sa.Column("machine_direction", sa.Text, nullable=False, server_default=""),
+    sa.Column("machine_confidence", sa.Float, nullable=True),
 )
 
 # Reviewer decisions about duplicates (split / join), applied on every dedup run.
@@ -188,6 +201,14 @@ class Store:
             for (data,) in conn.execution_options(stream_results=True).execute(query):
                 yield record_from_dict(json.loads(data))
 
+    def own_ids(self, *, source_format: str, source_file: str) -> set[str]:
+        """The sources' own ids of the stored records from one source (e.g. OpenAlex W-ids)."""
+        query = sa.select(records_table.c.own_id).where(
+            records_table.c.source_format == source_format, records_table.c.source_file == source_file
+        )
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
     def inputs(self) -> list[InputEntry]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(inputs_table).order_by(inputs_table.c.added_at, inputs_table.c.path))
@@ -224,6 +245,19 @@ class Store:
             rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
 
+    def cached_hits(self, keys: set[str]) -> dict[str, str]:
+        """Cached rule hits (JSON) for the given cache keys that the store has."""
+        found: dict[str, str] = {}
+        ordered = sorted(keys)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                query = sa.select(coding_cache_table.c.cache_key, coding_cache_table.c.hits).where(
+                    coding_cache_table.c.cache_key.in_(chunk)
+                )
+                found.update({key: hits for key, hits in conn.execute(query)})
+        return found
+
     def dedupe_decisions(self) -> pd.DataFrame:
         """The reviewer's split/join decisions in force: the latest one per pair of records."""
         ledger = self.table_frame(dedupe_decisions_table).sort_values("sequence", kind="stable")
@@ -245,6 +279,7 @@ class Store:
         record_input: dict[str, str],
         groups: pd.DataFrame | None = None,
         assignments: pd.DataFrame | None = None,
+        coding_cache: dict[str, str] | None = None,
         batch_size: int = 2000,
     ) -> None:
         """Write a run's inputs, records, derived tables and provenance atomically: all of it or none of it."""
@@ -256,6 +291,11 @@ class Store:
                 _replace(conn, groups_table, groups, run.run_id)
             if assignments is not None:
                 _replace(conn, assignments_table, assignments, run.run_id)
+            if coding_cache:
+                conn.execute(
+                    coding_cache_table.insert(),
+                    [{"cache_key": k, "hits": v, "run_id": run.run_id} for k, v in sorted(coding_cache.items())],
+                )
             conn.execute(
                 runs_table.insert().values(
                     run_id=run.run_id,
@@ -307,6 +347,8 @@ def _record_row(record: Record, input_sha256: str, run_id: str) -> dict[str, Any
         "record_id": record.record_id,
         "input_sha256": input_sha256,
         "own_id": record.id,
+        "source_format": record.source_format,
+        "source_file": record.source_file,
         "position": record.position,
         "title": record.title,
         "year": record.year,

@@ -49,7 +49,9 @@ def test_review_flow_runs_on_the_seeds(prefect_harness: None, workspace: Path) -
 
     again = review(workspace=str(workspace))
     assert again["ingest"] == {"files_new": 0, "files_already_ingested": 5, "records_new": 0}
-    assert again["code"] == counts["code"]
+    assert again["code"]["assignments"] == counts["code"]["assignments"]
+    assert again["code"]["rules_ran_on"] == 0  # unchanged studies reuse their cached codes
+    assert again["changes"] == {"records_new": 0, "studies_new": 0, "codes_new": 0, "codes_changed": 0, "codes_dropped": 0}
     rerun_bytes = {p.name: p.read_bytes() for p in outputs.iterdir() if p.suffix in {".csv", ".xlsx", ".html", ".svg"}}
     assert rerun_bytes == matrix_bytes  # same inputs, same codebook -> byte-identical outputs
     with open(records_csv, encoding="utf-8-sig", newline="") as handle:
