@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline import stages
 from pipeline.assign import assign
 from pipeline.codebook import Codebook, load_codebook
+from pipeline.ledger import ledger_frame
 from pipeline.records import Record
 from pipeline.store import RunRecord, Store, open_store
 from pipeline.workspace import Workspace, load_workspace
@@ -52,8 +53,10 @@ def code(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> s
 
 
 @_stage
-def assign_codes(hits: pd.DataFrame) -> pd.DataFrame:
-    return assign(hits)
+def assign_codes(hits: pd.DataFrame, ledger: pd.DataFrame, groups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(machine assignments, final assignments): reviewers' decisions apply on top of the machine's codes."""
+    machine = assign(hits)
+    return machine, stages.final_assignments(machine, ledger, groups)
 
 
 @_stage
@@ -106,7 +109,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
     logger.info("dedupe: %s", deduped.counts)
     studies = build_studies(corpus, deduped.groups, codebook)
     coding = code(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
-    assignments = assign_codes(coding.hits)
+    machine, assignments = assign_codes(coding.hits, ledger_frame(store), deduped.groups)
     prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
 
@@ -119,10 +122,10 @@ def review(workspace: str = ".") -> dict[str, Any]:
         "code": {"studies": len(studies), "assignments": len(assignments), "studies_coded": prisma["included"]},
     }
     previous = stages.previous_state(store)
-    changes = stages.changes_since(previous, deduped.groups, assignments, prisma, new_records=len(ingested.records))
+    changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=len(ingested.records))
     run.counts["changes"] = changes["counts"]
     run.counts["code"]["rules_ran_on"] = coding.coded_now
-    commit(store, run, ingested, cleaned, deduped.groups, assignments, coding.new_cache)
+    commit(store, run, ingested, cleaned, deduped.groups, machine, coding.new_cache)
 
     written = export(ws, corpus, studies, assignments, codebook, prisma, deduped.sheet)
     stages.write_run_summary(ws, run, store)

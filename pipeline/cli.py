@@ -184,6 +184,50 @@ def schedule(
     out.print(f"Deployment review/weekly-review ({deployment_id}) scheduled with cron {cron!r}.")
 
 
+sheet_app = typer.Typer(help="Reviewer corrections through spreadsheets (CSV or XLSX).", no_args_is_help=True)
+app.add_typer(sheet_app, name="sheet")
+
+
+@sheet_app.command("export")
+def sheet_export(
+    out_path: Annotated[Path, typer.Argument(help="The sheet to write: .csv or .xlsx.")],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """One row per machine code with its quote, and empty decision columns to fill in."""
+    from pipeline.commands import export_review_sheet
+
+    rows = export_review_sheet(workspace, out_path)
+    out.print(f"Wrote {rows} codes to {out_path}; fill in decision (accept, reject, change_code, change_direction, add).")
+
+
+@sheet_app.command("import")
+def sheet_import(
+    sheet: Annotated[Path, typer.Argument(help="A filled-in review sheet (.csv or .xlsx).")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Who made these decisions.")],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Record a reviewer's decisions (all or nothing) and refresh the matrix in outputs/."""
+    from pipeline.commands import import_review_sheet
+
+    result = import_review_sheet(workspace, sheet, reviewer)
+    decided = ", ".join(f"{n} {d}" for d, n in sorted(result["counts"].items()) if n) or "no new decisions"
+    out.print(f"Imported {sheet} for {reviewer}: {decided} ({result['unchanged']} unchanged); outputs refreshed.")
+
+
+@sheet_app.command("reconcile")
+def sheet_reconcile(
+    sheet_a: Annotated[Path, typer.Argument(help="The first reviewer's sheet.")],
+    sheet_b: Annotated[Path, typer.Argument(help="The second reviewer's sheet.")],
+    out_path: Annotated[Path, typer.Option("--out", help="The reconciliation sheet (.csv or .xlsx).")],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """List where two reviewers disagree, as a sheet to settle and import like any other."""
+    from pipeline.commands import reconcile_sheets
+
+    conflicts = reconcile_sheets(workspace, sheet_a, sheet_b, out_path)
+    out.print(f"{conflicts} conflict(s) written to {out_path}.")
+
+
 codebook_app = typer.Typer(help="Check and inspect codebooks.", no_args_is_help=True)
 app.add_typer(codebook_app, name="codebook")
 
@@ -212,6 +256,8 @@ def status(workspace: WorkspaceOption = Path(".")) -> None:
     for key, value in report["counts"].items():
         table.add_row(key, str(value))
     out.print(table)
+    for line in report["agreement"]:
+        out.print(line)
     runs = Table("run", "finished", "version", "new records", "studies", "assignments", title="Last runs")
     for run_row in report["runs"][-5:]:
         counts = run_row["counts"]

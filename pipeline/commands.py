@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from pipeline.errors import ReviewError
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write
 from pipeline.records import Record
-from pipeline.store import open_store
-from pipeline.workspace import load_workspace
+from pipeline.codebook import Codebook
+from pipeline.store import Store, open_store
+from pipeline.workspace import Workspace, load_workspace
 
 
 # Truncated copies are short; comparing the first characters of every abstract finds them while
@@ -112,13 +113,25 @@ def code_file(path: Path, out_path: Path, codebook_path: Path) -> dict[str, int]
     return {"records": len(records), "codes": len(hits), "records_coded": int(hits["id"].nunique())}
 
 
-def export_workspace(root: Path, formats: list[str]) -> list[Path]:
-    """`review export`: rebuild the matrix from the store (the last run's groups and assignments)."""
+@dataclass
+class WorkspaceState:
+    """What the last run left in the store, rebuilt for the commands that work after a run."""
+
+    workspace: Workspace
+    codebook: Codebook
+    store: Store
+    records: list[Record]
+    studies: pd.DataFrame
+    machine: pd.DataFrame  # the machine's assignments (rule / topic)
+    ledger: pd.DataFrame  # every reviewer decision, append-only
+    final: pd.DataFrame  # machine codes with the decisions applied
+
+
+def load_state(root: Path) -> WorkspaceState:
     from pipeline import stages
     from pipeline.codebook import load_codebook
-    from pipeline.export import write_exports
+    from pipeline.ledger import ledger_frame
     from pipeline.store import assignments_table, groups_table
-    from pipeline.synth import build_matrix
 
     workspace = load_workspace(root)
     codebook = load_codebook(workspace.codebook_path)
@@ -127,10 +140,54 @@ def export_workspace(root: Path, formats: list[str]) -> list[Path]:
     if groups.empty:
         raise ReviewError(f"the store of {workspace.root} has no studies yet; run `review run` first.")
     records = list(store.iter_records())
-    assignments = store.table_frame(assignments_table).drop(columns="run_id")
+    machine = store.table_frame(assignments_table).drop(columns="run_id")
+    ledger = ledger_frame(store)
     studies = stages.studies_stage(records, groups, codebook)
-    prisma = stages.prisma_stage(records, studies, assignments, stages.code_stage_reasons(studies))
-    return write_exports(build_matrix(assignments, studies, codebook), prisma, workspace.outputs_dir, formats=formats)
+    final = stages.final_assignments(machine, ledger, groups)
+    return WorkspaceState(workspace, codebook, store, records, studies, machine, ledger, final)
+
+
+def export_workspace(root: Path, formats: list[str]) -> list[Path]:
+    """`review export`: rebuild the matrix from the store, with every reviewer decision applied."""
+    from pipeline import stages
+    from pipeline.export import write_exports
+    from pipeline.synth import build_matrix
+
+    state = load_state(root)
+    prisma = stages.prisma_stage(state.records, state.studies, state.final, stages.code_stage_reasons(state.studies))
+    matrix = build_matrix(state.final, state.studies, state.codebook)
+    return write_exports(matrix, prisma, state.workspace.outputs_dir, formats=formats)
+
+
+def export_review_sheet(root: Path, out_path: Path) -> int:
+    """`review sheet export`: one row per machine code (and per reviewer-added code), decisions pre-filled."""
+    from pipeline.sheets import export_sheet
+
+    state = load_state(root)
+    export_sheet(state.machine, state.studies, out_path, ledger=state.ledger, codebook=state.codebook)
+    return len(state.machine)
+
+
+def import_review_sheet(root: Path, sheet: Path, reviewer: str) -> dict[str, Any]:
+    """`review sheet import`: validate everything, append the decisions, refresh the outputs."""
+    from pipeline.sheets import import_sheet
+
+    state = load_state(root)
+    result = import_sheet(state.store, sheet, reviewer, state.codebook, state.machine, state.studies)
+    export_workspace(root, ["csv", "xlsx", "html", "prisma"])
+    return {"counts": dict(result.counts), "unchanged": result.n_unchanged, "rows": result.n_rows}
+
+
+def reconcile_sheets(root: Path, sheet_a: Path, sheet_b: Path, out_path: Path) -> int:
+    """`review sheet reconcile`: the rows two reviewers decided differently, as a sheet to settle and import."""
+    from pipeline.reconcile import reconcile, write_reconciliation_sheet
+
+    state = load_state(root)
+    conflicts = reconcile(
+        sheet_a, sheet_b, codebook=state.codebook, assignments=state.machine, studies=state.studies, ledger=state.ledger
+    )
+    write_reconciliation_sheet(conflicts, out_path, codebook=state.codebook)
+    return len(conflicts)
 
 
 def check_codebook_file(path: Path) -> list[str]:
@@ -140,33 +197,43 @@ def check_codebook_file(path: Path) -> list[str]:
 
 
 def workspace_status(root: Path) -> dict[str, Any]:
-    """PRISMA-style counts from the store, and its runs."""
-    from pipeline.store import assignments_table, decisions_table, groups_table
+    """PRISMA-style counts from the store, reviewer decisions and agreement, and the runs."""
+    from pipeline.agreement import agreement_report, summary_lines
+    from pipeline.ledger import review_status
 
     workspace = load_workspace(root)
     store = open_store(workspace.store_url)
-    inputs = store.inputs()
-    runs = store.runs()
-    groups = store.table_frame(groups_table)
-    assignments = store.table_frame(assignments_table)
-    decisions = store.table_frame(decisions_table)
-    studies = int(groups["duplicate_group"].nunique()) if len(groups) else 0
-    machine = assignments[assignments["method"] != "reviewer"] if len(assignments) else assignments
-    decided = set(decisions["assignment_id"]) if len(decisions) else set()
-    counts = {
-        "input files": len(inputs),
+    inputs, runs = store.inputs(), store.runs()
+    counts: dict[str, Any] = {
+        "input files and payloads": len(inputs),
         "records identified": sum(entry.n_records for entry in inputs),
         "records in store": store.count_records(),
-        "duplicates removed": store.count_records() - studies if studies else 0,
-        "studies": studies,
-        "studies coded": int(assignments["study_id"].nunique()) if len(assignments) else 0,
-        "code assignments": len(assignments),
-        "reviewer decisions": len(decisions),
-        "machine codes not yet reviewed": int((~machine["assignment_id"].isin(decided)).sum()) if len(machine) else 0,
-        "runs": len(runs),
     }
-    changes = runs[-1].counts if runs else {}
-    return {"name": workspace.config.name, "counts": counts, "runs": [asdict(run) for run in runs], "last_run": changes}
+    agreement: list[str] = []
+    try:
+        state = load_state(root)
+    except ReviewError:
+        state = None
+    if state is not None:
+        decisions = review_status(state.ledger, state.machine)
+        counts |= {
+            "studies": len(state.studies),
+            "duplicates removed": len(state.records) - len(state.studies),
+            "studies coded": int(state.final["study_id"].nunique()) if len(state.final) else 0,
+            "code assignments": len(state.final),
+            "reviewer decisions": decisions["decisions"],
+            "machine codes not yet reviewed": decisions["machine_unreviewed"],
+        }
+        if len(state.ledger):
+            agreement = summary_lines(agreement_report(state.ledger, state.machine))
+    counts["runs"] = len(runs)
+    return {
+        "name": workspace.config.name,
+        "counts": counts,
+        "agreement": agreement,
+        "runs": [asdict(run) for run in runs],
+        "last_run": runs[-1].counts if runs else {},
+    }
 
 
 def harvest_to_jsonl(

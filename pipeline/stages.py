@@ -380,3 +380,13 @@ def write_changes_report(workspace: Workspace, changes: dict[str, Any]) -> Path:
     path = workspace.outputs_dir / "changes.json"
     write_json(changes, path)
     return path
+
+
+def final_assignments(machine: pd.DataFrame, ledger: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """Machine codes with the reviewers' decisions applied; a decision follows its study through dedup changes."""
+    from pipeline.ledger import apply_ledger, remap_decisions
+
+    if ledger.empty:
+        return machine
+    record_to_group = dict(zip(groups["record_id"].astype(str), groups["duplicate_group"].astype(str)))
+    return apply_ledger(machine, remap_decisions(ledger, record_to_group))

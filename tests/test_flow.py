@@ -56,3 +56,31 @@ def test_review_flow_runs_on_the_seeds(prefect_harness: None, workspace: Path) -
     assert rerun_bytes == matrix_bytes  # same inputs, same codebook -> byte-identical outputs
     with open(records_csv, encoding="utf-8-sig", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
+
+
+def test_reviewer_decisions_survive_a_rerun(prefect_harness: None, workspace: Path, tmp_path: Path) -> None:
+    """The whole reviewer loop: run, export the sheet, decide, import, run again: the decisions hold."""
+    from flows.review import review
+    from pipeline.commands import export_review_sheet, import_review_sheet, load_state
+
+    review(workspace=str(workspace))
+    sheet = tmp_path / "sheet.csv"
+    assert export_review_sheet(workspace, sheet) > 1
+    with open(sheet, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rejected, accepted = rows[0], rows[1]
+    rejected["decision"], accepted["decision"] = "reject", "accept"
+    with open(sheet, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = import_review_sheet(workspace, sheet, "ana")
+    assert result["counts"]["reject"] == 1 and result["counts"]["accept"] == 1
+
+    review(workspace=str(workspace))  # the machine runs again
+    final = load_state(workspace).final.set_index(["study_id", "code"])
+    assert (rejected["study_id"], rejected["code"]) not in final.index
+    assert final.loc[(accepted["study_id"], accepted["code"]), "decided_by"] == "ana"
+    with open(workspace / "outputs" / "evidence_matrix_long.csv", encoding="utf-8-sig", newline="") as handle:
+        long_rows = list(csv.DictReader(handle))
+    assert any(row.get("decided_by") == "ana" for row in long_rows)
