@@ -81,9 +81,11 @@ def export(
     codebook: Codebook,
     prisma: dict[str, Any],
     duplicates_sheet: pd.DataFrame,
+    agreement: dict[str, pd.DataFrame],
 ) -> list[Path]:
     records_csv = stages.export_records_stage(workspace, corpus)
-    return [records_csv, *stages.export_stage(workspace, studies, assignments, codebook, prisma, duplicates_sheet)]
+    exports = stages.export_stage(workspace, studies, assignments, codebook, prisma, duplicates_sheet, agreement)
+    return [records_csv, *exports]
 
 
 @flow(name="review", log_prints=False)
@@ -109,7 +111,8 @@ def review(workspace: str = ".") -> dict[str, Any]:
     logger.info("dedupe: %s", deduped.counts)
     studies = build_studies(corpus, deduped.groups, codebook)
     coding = code(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
-    machine, assignments = assign_codes(coding.hits, ledger_frame(store), deduped.groups)
+    ledger = ledger_frame(store)
+    machine, assignments = assign_codes(coding.hits, ledger, deduped.groups)
     prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
 
@@ -127,7 +130,8 @@ def review(workspace: str = ".") -> dict[str, Any]:
     run.counts["code"]["rules_ran_on"] = coding.coded_now
     commit(store, run, ingested, cleaned, deduped.groups, machine, coding.new_cache)
 
-    written = export(ws, corpus, studies, assignments, codebook, prisma, deduped.sheet)
+    agreement = stages.agreement_stage(ledger, machine)
+    written = export(ws, corpus, studies, assignments, codebook, prisma, deduped.sheet, agreement)
     stages.write_run_summary(ws, run, store)
     stages.write_changes_report(ws, changes)
     logger.info("wrote %d output file(s) into %s", len(written) + 1, ws.outputs_dir)

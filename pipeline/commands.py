@@ -156,7 +156,8 @@ def export_workspace(root: Path, formats: list[str]) -> list[Path]:
     state = load_state(root)
     prisma = stages.prisma_stage(state.records, state.studies, state.final, stages.code_stage_reasons(state.studies))
     matrix = build_matrix(state.final, state.studies, state.codebook)
-    return write_exports(matrix, prisma, state.workspace.outputs_dir, formats=formats)
+    agreement = stages.agreement_stage(state.ledger, state.machine)
+    return write_exports(matrix, prisma, state.workspace.outputs_dir, formats=formats, agreement=agreement)
 
 
 def export_review_sheet(root: Path, out_path: Path) -> int:

@@ -246,13 +246,16 @@ def export_stage(
     codebook: Codebook,
     prisma: dict[str, Any],
     duplicates_sheet: pd.DataFrame,
+    agreement: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """The evidence matrix (CSV, XLSX, HTML), the PRISMA flow and the duplicates sheet, into outputs/."""
     from pipeline.export import write_exports
     from pipeline.synth import build_matrix
 
     matrix = build_matrix(assignments, studies, codebook)
-    written = write_exports(matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"))
+    written = write_exports(
+        matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"), agreement=agreement
+    )
     sheet_path = workspace.outputs_dir / "duplicates_sheet.csv"
     write_csv(duplicates_sheet, sheet_path)
     return [*written, sheet_path]
@@ -380,6 +383,12 @@ def write_changes_report(workspace: Workspace, changes: dict[str, Any]) -> Path:
     path = workspace.outputs_dir / "changes.json"
     write_json(changes, path)
     return path
+
+
+def agreement_stage(ledger: pd.DataFrame, machine: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    from pipeline.agreement import agreement_report
+
+    return agreement_report(ledger, machine)
 
 
 def final_assignments(machine: pd.DataFrame, ledger: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:

@@ -266,8 +266,11 @@ def cell_text(row: Row) -> str:
     direction = f"[{row['direction']}] " if row.get("direction") else ""
     quote = str(row.get("evidence") or "").strip() or "(no quote)"
     who = row["method"]
-    if row["method"] == "reviewer" and row.get("decided_by") not in ("", "machine", None):
-        who = f"reviewer {row['decided_by']}"
+    name = row.get("decided_by")
+    if name not in ("", "machine", None):
+        # A name on a machine method should not happen (the ledger makes decided codes 'reviewer'), but a
+        # decision is never hidden: the name shows whatever the method says.
+        who = f"reviewer {name}" if row["method"] == "reviewer" else f"{row['method']}, decided by {name}"
     confidence = row.get("confidence")
     conf = "" if confidence is None or pd.isna(confidence) else f", {float(confidence):.2f}"
     return f"{direction}{quote} ({who}{conf})"

@@ -244,3 +244,34 @@ def test_evidence_map_in_a_real_browser(page: DevTools, tmp_path: Path, capsys: 
     with capsys.disabled():
         print(f"\nevidence map screenshot: {SCREENSHOT}")
     assert SCREENSHOT.read_bytes().startswith(b"\x89PNG")
+
+
+def test_agreement_section_in_a_real_browser(page: DevTools, tmp_path: Path) -> None:
+    from pipeline.agreement import agreement_report
+    from tests.test_export import HOSTILE_REVIEWER, hand_ledger, sheet_frames
+
+    assignments, studies = sheet_frames()
+    ledger = hand_ledger(assignments)
+    agreement = agreement_report(ledger, assignments)
+    matrix = build_matrix(assignments, studies, load_codebook(CODEBOOK))
+    (html,) = write_exports(matrix, None, tmp_path / "outputs", formats=("html",), agreement=agreement)
+
+    page.call("Page.enable")
+    page.call("Runtime.enable")
+    page.call("Page.navigate", {"url": html.resolve().as_uri()})
+    page.wait_for("Page.loadEventFired")
+
+    assert page.js("document.getElementById('agreement-section').hidden") is False
+    titles = page.js("Array.from(document.querySelectorAll('#agreement h3')).map(function (h) {"
+                     " return h.textContent; })")
+    assert titles == ["Reviewer vs reviewer", "All reviewers", "Machine vs reviewers", "Rule precision",
+                      "Code precision"]
+    first = page.js("Array.from(document.querySelectorAll('table.agreement[data-table=reviewer_pairs] tbody tr')[0]"
+                    ".cells).map(function (c) { return c.textContent; })")
+    assert first[:6] == [HOSTILE_REVIEWER, "ana", "(all codes)", "8", "5", "62.5%"]
+    assert page.js("document.querySelector('table.agreement tbody tr').className") == "overall"
+    rows = page.js("document.querySelectorAll('table.agreement[data-table=code_precision] tbody tr').length")
+    assert rows == len(agreement["code_precision"])
+    # The hostile reviewer name is text: no image element, no dialog.
+    assert page.js("document.querySelectorAll('img, iframe').length") == 0
+    assert page.dialogs == []

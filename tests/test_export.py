@@ -314,3 +314,201 @@ def test_export_of_the_real_seed_matrix_names_every_study(codebook, tmp_path):
     assert {s["id"] for s in data["studies"]} == {"seed000", "seed001", "seed002", "seed003", "seed004"}
     assert data["prisma"] is None
     assert Path(html_path).stat().st_size < 200_000
+
+
+# ---------------------------------------------------------------- agreement tables and who decided
+
+
+SHEETS_DATA = Path(__file__).resolve().parent / "data" / "sheets"
+HOSTILE_REVIEWER = "=1+1 <img src=x onerror=alert(4)>"
+AGREEMENT_SHEETS = ["Reviewer vs reviewer", "All reviewers", "Machine vs reviewers", "Rule precision",
+                    "Code precision"]
+# Two reviewers decide the first eight machine codes of tests/data/sheets; they differ on three (rows 2, 4, 7).
+DECISIONS = {
+    HOSTILE_REVIEWER: ["accept", "reject", "reject", "accept", "accept", "accept", "accept", "reject"],
+    "ana": ["accept", "reject", "accept", "accept", "reject", "accept", "accept", "accept"],
+}
+
+
+def sheet_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(machine assignments with the rule that fired, studies) from tests/data/sheets."""
+    assignments = pd.read_csv(SHEETS_DATA / "assignments.csv", dtype=str, keep_default_na=False)
+    studies = pd.read_csv(SHEETS_DATA / "studies.csv", dtype=str, keep_default_na=False)
+    return assignments.astype({"confidence": float}), studies
+
+
+def hand_ledger(assignments: pd.DataFrame) -> pd.DataFrame:
+    """A decisions ledger as the store holds it; ana decides last, so her decisions are in force."""
+    from pipeline.ledger import LEDGER_COLUMNS
+
+    rows = []
+    for reviewer, decisions in DECISIONS.items():
+        for rec, decision in zip(assignments.head(len(decisions)).to_dict("records"), decisions, strict=True):
+            rows.append(dict.fromkeys(LEDGER_COLUMNS, "") | {
+                "decision_id": f"d{len(rows):03d}", "sequence": len(rows) + 1, "study_id": rec["study_id"],
+                "assignment_id": rec["assignment_id"], "code": rec["code"], "decision": decision,
+                "new_direction": rec["direction"] if decision == "accept" else "", "evidence": rec["evidence"],
+                "reviewer": reviewer, "machine_method": rec["method"], "machine_rule": rec["rule"],
+                "machine_direction": rec["direction"], "machine_confidence": rec["confidence"],
+            })
+    return pd.DataFrame(rows, columns=LEDGER_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def agreement():
+    from pipeline.agreement import agreement_report
+
+    assignments, _ = sheet_frames()
+    return agreement_report(hand_ledger(assignments), assignments)
+
+
+@pytest.fixture(scope="module")
+def no_decisions():
+    from pipeline.agreement import agreement_report
+    from pipeline.ledger import empty_ledger
+
+    assignments, _ = sheet_frames()
+    return agreement_report(empty_ledger(), assignments)
+
+
+def test_agreement_none_changes_nothing(matrix, prisma, tmp_path):
+    from pipeline.export.html_map import map_data
+
+    assert workbook_bytes(matrix, prisma, agreement=None) == workbook_bytes(matrix, prisma)
+    assert render_html(matrix, prisma, agreement=None) == render_html(matrix, prisma)
+    assert "agreement" not in map_data(matrix, prisma)
+    assert '<section id="agreement-section" hidden>' in render_html(matrix, prisma)
+    paths = write_exports(matrix, prisma, tmp_path, formats=("csv", "xlsx"), agreement=None)
+    assert not [p for p in paths if p.name.startswith("agreement")]
+    from openpyxl import load_workbook
+
+    assert "Agreement" not in " ".join(load_workbook(paths[-1]).sheetnames)
+
+
+def test_xlsx_agreement_sheets_are_formatted_escaped_and_deterministic(matrix, prisma, agreement, tmp_path):
+    from openpyxl import load_workbook
+
+    (a,) = write_exports(matrix, prisma, tmp_path / "a", formats=("xlsx",), agreement=agreement)
+    (b,) = write_exports(matrix, prisma, tmp_path / "b", formats=("xlsx",), agreement=agreement)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() == workbook_bytes(matrix, prisma, agreement=agreement)
+    wb = load_workbook(a)
+    assert wb.sheetnames[-6:] == ["PRISMA"] + AGREEMENT_SHEETS
+    pairs = wb["Reviewer vs reviewer"]
+    assert [c.value for c in pairs[1]] == list(agreement["reviewer_pairs"].columns)
+    assert pairs.freeze_panes == "A2" and pairs.auto_filter.ref == f"A1:H{len(agreement['reviewer_pairs']) + 1}"
+    assert pairs["A1"].font.b
+    overall = [c for c in pairs[2]]
+    assert overall[0].value == HOSTILE_REVIEWER and overall[0].quotePrefix and overall[0].data_type == "s"
+    assert [c.value for c in overall[1:6]] == ["ana", "(all codes)", 8, 5, 0.625]
+    assert overall[5].number_format == "0.0%" and overall[6].number_format == "0.000"
+    assert overall[6].value == pytest.approx(agreement["reviewer_pairs"]["cohen_kappa"].iloc[0])
+    assert pairs["G3"].value == "n/a"  # kappa on one item is undefined
+    codes = wb["Code precision"]
+    assert codes.max_row == len(agreement["code_precision"]) + 1
+    about = {row[0].value: row[1].value for row in wb["About"].iter_rows(min_row=2)}
+    assert about["Agreement"].startswith("n/a: undefined")
+    assert about["  Rule precision"].startswith("Per rule:")
+    assert about["Decided by"].startswith("machine, or the name of the reviewer")
+
+
+def test_csv_agreement_files_hold_every_table_unrounded_and_neutralised(matrix, agreement, tmp_path):
+    paths = write_exports(matrix, None, tmp_path / "a", formats=("csv",), agreement=agreement)
+    again = write_exports(matrix, None, tmp_path / "b", formats=("csv",), agreement=agreement)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+    names = [p.name for p in paths if p.name.startswith("agreement_")]
+    assert names == ["agreement_reviewer_pairs.csv", "agreement_reviewers_all.csv",
+                     "agreement_machine_vs_reviewers.csv", "agreement_rule_precision.csv",
+                     "agreement_code_precision.csv"]
+    pairs = pd.read_csv(tmp_path / "a" / names[0], encoding="utf-8-sig", keep_default_na=False)
+    assert (tmp_path / "a" / names[0]).read_bytes().startswith(b"\xef\xbb\xbf")
+    assert pairs.loc[0, "reviewer_a"] == "'" + HOSTILE_REVIEWER
+    kappa = agreement["reviewer_pairs"]["cohen_kappa"].iloc[0]
+    assert float(pairs.loc[0, "cohen_kappa"]) == pytest.approx(kappa, abs=1e-15)  # full precision
+    assert pairs.loc[1, "cohen_kappa"] == ""  # NaN: undefined, left empty
+    rules = pd.read_csv(tmp_path / "a" / names[3], encoding="utf-8-sig")
+    assert list(rules.columns) == list(agreement["rule_precision"].columns) and len(rules) == 8
+    empty = {"reviewer_pairs": agreement["reviewer_pairs"].iloc[0:0], "odd/../name": agreement["rule_precision"]}
+    written = write_exports(matrix, None, tmp_path / "c", formats=("csv",), agreement=empty)
+    assert [p.name for p in written][-2:] == ["agreement_reviewer_pairs.csv", "agreement_odd_name.csv"]
+    assert written[-2].read_text(encoding="utf-8-sig").strip() == ",".join(agreement["reviewer_pairs"].columns)
+
+
+def _agreement_block(html: str) -> dict:
+    return json.loads(_data_block(html))["agreement"]
+
+
+def test_html_agreement_section_carries_formatted_text_only(matrix, prisma, agreement, tmp_path):
+    (a,) = write_exports(matrix, prisma, tmp_path / "a", formats=("html",), agreement=agreement)
+    (b,) = write_exports(matrix, prisma, tmp_path / "b", formats=("html",), agreement=agreement)
+    assert a.read_bytes() == b.read_bytes()
+    html = a.read_text(encoding="utf-8")
+    assert HOSTILE_REVIEWER not in html and "onerror=alert(4)" in html  # only inside the escaped JSON
+    assert html.count("<script") == 2 and "innerHTML" not in html
+    block = _agreement_block(html)
+    assert block["empty"] == "" and block["note"].startswith("n/a: undefined")
+    assert [t["id"] for t in block["tables"]] == list(agreement)
+    pairs = block["tables"][0]
+    assert pairs["title"] == "Reviewer vs reviewer" and pairs["note"].startswith("Each pair of reviewers")
+    assert [c["label"] for c in pairs["columns"]][:4] == ["reviewer a", "reviewer b", "code", "n items"]
+    assert [c["numeric"] for c in pairs["columns"]] == [False, False, False, True, True, True, True, True]
+    kappa = agreement["reviewer_pairs"]["cohen_kappa"].iloc[0]
+    assert pairs["rows"][0] == {"cells": [HOSTILE_REVIEWER, "ana", "(all codes)", "8", "5", "62.5%",
+                                          f"{kappa:.3f}", "0.516"], "overall": True}
+    assert pairs["rows"][1]["cells"][-2:] == ["n/a", "n/a"] and not pairs["rows"][1]["overall"]
+    rules = block["tables"][3]
+    assert {row["cells"][-1] for row in rules["rows"]} == {"0.0%", "100.0%"}
+
+
+def test_no_reviewer_decisions_yet_is_one_line_in_xlsx_and_html(matrix, no_decisions, tmp_path):
+    from openpyxl import load_workbook
+
+    from pipeline.export.agreement_view import NO_DECISIONS
+
+    assert len(no_decisions["code_precision"]) == 17  # machine codes listed, none reviewed
+    paths = write_exports(matrix, None, tmp_path, agreement=no_decisions)
+    wb = load_workbook(tmp_path / "evidence_matrix.xlsx")
+    assert wb.sheetnames[-1] == "Agreement" and not set(AGREEMENT_SHEETS) & set(wb.sheetnames)
+    assert [[c.value for c in row] for row in wb["Agreement"].iter_rows()] == [["agreement"], [NO_DECISIONS]]
+    block = _agreement_block((tmp_path / "evidence_map.html").read_text(encoding="utf-8"))
+    assert block == {"empty": NO_DECISIONS, "note": "", "tables": []}
+    assert len([p for p in paths if p.name.startswith("agreement_")]) == 5  # the CSV files are always there
+    html = render_html(matrix, None, agreement={})
+    assert _agreement_block(html)["empty"] == NO_DECISIONS
+
+
+def test_an_agreement_value_that_is_not_a_table_fails_before_writing(matrix, tmp_path):
+    with pytest.raises(ReviewError, match=r"^the agreement table 'reviewer_pairs' is a list, not a table; pass "):
+        write_exports(matrix, None, tmp_path / "out", agreement={"reviewer_pairs": [1, 2]})
+    assert not (tmp_path / "out").exists()
+
+
+def test_reviewer_decisions_are_marked_in_every_export(codebook, tmp_path):
+    from openpyxl import load_workbook
+
+    from pipeline.ledger import apply_ledger
+
+    assignments, studies = sheet_frames()
+    final = apply_ledger(assignments, hand_ledger(assignments))
+    matrix = build_matrix(final, studies, codebook)
+    kept = matrix.long[matrix.long["method"] == "reviewer"]
+    assert set(kept["decided_by"]) == {"ana"} and len(kept) == 6  # ana's decisions are in force: 6 kept, 2 gone
+    rejected = assignments.iloc[[1, 4]]
+    assert not set(zip(rejected["study_id"], rejected["code"], strict=True)) & set(
+        zip(matrix.long["study_id"], matrix.long["code"], strict=True))
+    first = assignments.iloc[0]
+    cell = matrix.wide.set_index("study_id").loc[first["study_id"], first["code"]]
+    assert cell.endswith("(reviewer ana, 1.00)")
+    paths = write_exports(matrix, None, tmp_path, agreement=None)
+    long = pd.read_csv(tmp_path / "evidence_matrix_long.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert set(long.loc[long["method"] == "reviewer", "decided_by"]) == {"ana"}
+    assert set(long.loc[long["method"] == "rule", "decided_by"]) == {"machine"}
+    wb = load_workbook(tmp_path / "evidence_matrix.xlsx")
+    sheet = wb[first["category"].capitalize()]
+    header = [c.value for c in sheet[1]]
+    rows = [dict(zip(header, [c.value for c in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
+    marked = [(r["method"], r["decided_by"]) for r in rows if r["code"] == first["code"]]
+    assert ("reviewer", "ana") in marked
+    data = json.loads(_data_block((tmp_path / "evidence_map.html").read_text(encoding="utf-8")))
+    assert sum(e["by"] == "ana" and e["method"] == "reviewer" for e in data["evidence"]) == 6
+    assert len(paths) == 9

@@ -5,7 +5,7 @@ Every file is deterministic: identical inputs give byte-identical files (no time
 lives in the run summary). Every file is written atomically (pipeline.io.atomic_write).
 
 Public API:
-    write_exports(matrix, prisma, outputs_dir, formats=("csv", "xlsx", "html")) -> list[Path]
+    write_exports(matrix, prisma, outputs_dir, formats=("csv", "xlsx", "html"), *, agreement=None) -> list[Path]
     write_prisma(prisma, outputs_dir) -> list[Path]
     prisma_counts(...) -> dict            (builds the PRISMA counts dict; see pipeline.export.prisma)
 """
@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ReviewError
 from pipeline.export.prisma import prisma_counts, write_prisma
 from pipeline.synth import Matrix
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +37,35 @@ def write_exports(
     prisma: Mapping[str, Any] | None,
     outputs_dir: str | Path,
     formats: Iterable[str] = DEFAULT_FORMATS,
+    *,
+    agreement: Mapping[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Write the matrix in each format ('csv', 'xlsx', 'html'; 'prisma' adds the flow diagram); return the paths.
 
     `prisma` is the counts dict described in pipeline.export.prisma (None: the XLSX and HTML leave it out).
+    `agreement` is pipeline.agreement.agreement_report's dict of tables: the CSV export adds agreement_<table>.csv
+    files, the XLSX one sheet per table, the HTML an Agreement section; without a reviewer decision in them the
+    XLSX and HTML say so in one line. None (the default) leaves every file as it was without agreement.
     """
     wanted = _check_formats(formats)
+    if agreement is not None:
+        from pipeline.export.agreement_view import checked
+
+        agreement = checked(agreement)  # a bad table fails before any file is written
     outputs = Path(outputs_dir)
     written: list[Path] = []
     if "csv" in wanted:
         from pipeline.export.csv_export import write_csv_exports
 
-        written.extend(write_csv_exports(matrix, outputs))
+        written.extend(write_csv_exports(matrix, outputs, agreement=agreement))
     if "xlsx" in wanted:
         from pipeline.export.xlsx_export import write_xlsx
 
-        written.append(write_xlsx(matrix, prisma, outputs / "evidence_matrix.xlsx"))
+        written.append(write_xlsx(matrix, prisma, outputs / "evidence_matrix.xlsx", agreement=agreement))
     if "html" in wanted:
         from pipeline.export.html_map import write_html_map
 
-        written.append(write_html_map(matrix, prisma, outputs / "evidence_map.html"))
+        written.append(write_html_map(matrix, prisma, outputs / "evidence_map.html", agreement=agreement))
     if "prisma" in wanted:
         if prisma is None:
             raise ReviewError("the 'prisma' export needs the PRISMA counts; pass them to write_exports.")

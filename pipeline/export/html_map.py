@@ -2,8 +2,10 @@
 
 A heatmap of codes (rows, grouped by category, deductive/inductive marked) by a facet chosen by the reader
 (country, design, year band, theoretical lens); clicking a cell lists the studies and their quotes, with who coded
-each (rule, topic, reviewer) and the confidence. A search box and filters (category, method, direction) recount
-the cells. The CSS and JavaScript are this package's own (evidence_map.html); nothing is fetched.
+each (rule, topic, or 'reviewer: <name>') and the confidence. A search box and filters (category, method,
+direction) recount the cells. With agreement tables, an Agreement section lists them (figures formatted here, as
+text), or says there are no reviewer decisions yet. The CSS and JavaScript are this package's own
+(evidence_map.html); nothing is fetched.
 
 Untrusted text (titles, abstracts, quotes, authors, file names) never becomes markup: the data travel as JSON in
 a <script type="application/json"> element with '<', '>' and '&' written as \\u003c, \\u003e, \\u0026 (so no
@@ -34,19 +36,24 @@ _PLACEHOLDER_RE = re.compile(r"\{\{(TITLE|CSP|DATA)\}\}")
 _BLOCK_RE = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("script", "style")}
 
 
-def write_html_map(matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path) -> Path:
+def write_html_map(
+    matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path, *,
+    agreement: Mapping[str, pd.DataFrame] | None = None,
+) -> Path:
     """Write the evidence map to `path` atomically; identical inputs give identical bytes."""
     with atomic_write(path, newline="\n") as handle:
-        handle.write(render_html(matrix, prisma))
+        handle.write(render_html(matrix, prisma, agreement=agreement))
     return path
 
 
-def render_html(matrix: Matrix, prisma: Mapping[str, Any] | None = None) -> str:
+def render_html(
+    matrix: Matrix, prisma: Mapping[str, Any] | None = None, *, agreement: Mapping[str, pd.DataFrame] | None = None
+) -> str:
     template = resources.files("pipeline.export").joinpath(TEMPLATE).read_text(encoding="utf-8")
     values = {
         "TITLE": escape(_page_title(matrix), quote=True),
         "CSP": _csp(template),
-        "DATA": embed_json(map_data(matrix, prisma)),
+        "DATA": embed_json(map_data(matrix, prisma, agreement=agreement)),
     }
     # One pass over the template: a placeholder-looking string inside the data is never substituted.
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
@@ -84,13 +91,16 @@ def _csp(page: str) -> str:
 # ---------------------------------------------------------------- the data the page reads
 
 
-def map_data(matrix: Matrix, prisma: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON types (studies and codes referenced by index)."""
+def map_data(
+    matrix: Matrix, prisma: Mapping[str, Any] | None = None, *, agreement: Mapping[str, pd.DataFrame] | None = None
+) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON types (studies and codes referenced by index); the key
+    'agreement' is there only when agreement tables are given."""
     studies = matrix.studies.to_dict("records")
     study_index = {s["study_id"]: i for i, s in enumerate(studies)}
     codes = matrix.codes.to_dict("records")
     code_index = {c["code"]: i for i, c in enumerate(codes)}
-    return {
+    data: dict[str, Any] = {
         "title": _page_title(matrix),
         "version": matrix.version,
         "categories": _categories(codes),
@@ -102,6 +112,40 @@ def map_data(matrix: Matrix, prisma: Mapping[str, Any] | None = None) -> dict[st
             for name in FACETS
         ],
         "prisma": _prisma(prisma),
+    }
+    if agreement is not None:
+        data["agreement"] = agreement_data(agreement)
+    return data
+
+
+def agreement_data(agreement: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """The agreement tables as the page shows them: every figure already formatted as text ('70.0%', '0.571',
+    'n/a'); `tables` is empty when there is no reviewer decision yet, and `empty` then says so."""
+    from pipeline.export.agreement_view import NO_DECISIONS, UNDEFINED_NOTE, shown_tables
+
+    tables = shown_tables(agreement)
+    return {
+        "empty": "" if tables else NO_DECISIONS,
+        "note": UNDEFINED_NOTE if tables else "",
+        "tables": [_agreement_table(name, frame) for name, frame in tables.items()],
+    }
+
+
+def _agreement_table(name: str, frame: pd.DataFrame) -> dict[str, Any]:
+    from pipeline.export.agreement_view import OVERALL_CODES, display_value, is_numeric, note, title
+
+    columns = [str(c) for c in frame.columns]
+    rows = []
+    for values in frame.itertuples(index=False, name=None):
+        record = dict(zip(columns, values, strict=True))
+        rows.append({
+            "cells": [display_value(c, record[c]) for c in columns],
+            "overall": str(record.get("code", "")) in OVERALL_CODES,
+        })
+    return {
+        "id": name, "title": title(name), "note": note(name),
+        "columns": [{"id": c, "label": c.replace("_", " "), "numeric": is_numeric(frame, c)} for c in columns],
+        "rows": rows,
     }
 
 

@@ -2,7 +2,12 @@
 
 Sheets: About, Summary (one row per code), Matrix (studies x codes), one sheet per category (Reasons, Facilitators,
 Barriers, Benefits: one row per study and code), one crosstab sheet per facet (By country, By design, By year,
-By lens: distinct studies, with a colour scale), Studies, PRISMA.
+By lens: distinct studies, with a colour scale), Studies, PRISMA, and, when agreement tables are given, one sheet
+per agreement table (Reviewer vs reviewer, All reviewers, Machine vs reviewers, Rule precision, Code precision) or a
+single 'Agreement' sheet saying there are no reviewer decisions yet.
+
+Who decided each code shows everywhere a code does: the category sheets carry `method` and `decided_by`, and each
+Matrix cell ends with '(reviewer ana, 1.00)' or '(rule, 0.85)'.
 
 Every sheet has a frozen, filterable header row, wrapped text, set column widths and DOI hyperlinks.
 Text that a spreadsheet would run as a formula (starting with = + - @, tab or CR) is stored as a string cell
@@ -42,21 +47,26 @@ CATEGORY_COLUMNS = ["study_id", "year", "title", "authors", "doi", "countries", 
                     "origin", "direction", "evidence", "method", "confidence", "decided_by", "assignment_id"]
 
 
-def write_xlsx(matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path) -> Path:
+def write_xlsx(
+    matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path, *,
+    agreement: Mapping[str, pd.DataFrame] | None = None,
+) -> Path:
     """Write the workbook to `path` atomically; identical inputs give identical bytes."""
-    data = workbook_bytes(matrix, prisma)
+    data = workbook_bytes(matrix, prisma, agreement=agreement)
     with atomic_write(path, mode="wb") as handle:
         handle.write(data)
     return path
 
 
-def workbook_bytes(matrix: Matrix, prisma: Mapping[str, Any] | None) -> bytes:
+def workbook_bytes(
+    matrix: Matrix, prisma: Mapping[str, Any] | None, *, agreement: Mapping[str, pd.DataFrame] | None = None
+) -> bytes:
     from openpyxl import Workbook
     from openpyxl.writer.excel import ExcelWriter
 
     wb = Workbook()
     wb.remove(wb.active)
-    _about_sheet(wb, matrix, prisma)
+    _about_sheet(wb, matrix, prisma, agreement)
     _table_sheet(wb, "Summary", matrix.summary, heat_columns=["n_studies"])
     _table_sheet(wb, "Matrix", matrix.wide, freeze="C2", code_columns=list(matrix.codes["code"]))
     for category in _categories(matrix):
@@ -69,6 +79,8 @@ def workbook_bytes(matrix: Matrix, prisma: Mapping[str, Any] | None) -> bytes:
     _table_sheet(wb, "Studies", matrix.studies)
     if prisma is not None:
         _table_sheet(wb, "PRISMA", _prisma_rows(prisma))
+    if agreement is not None:
+        _agreement_sheets(wb, agreement)
     wb.properties.created = FIXED_TIME
     wb.properties.modified = FIXED_TIME
     wb.properties.creator = "living-review"
@@ -106,7 +118,9 @@ def _directional(matrix: Matrix, category: str) -> bool:
     return bool(flags.any())
 
 
-def _about_sheet(wb: Any, matrix: Matrix, prisma: Mapping[str, Any] | None) -> None:
+def _about_sheet(
+    wb: Any, matrix: Matrix, prisma: Mapping[str, Any] | None, agreement: Mapping[str, pd.DataFrame] | None
+) -> None:
     origins = matrix.codes["origin"].value_counts()
     rows = [
         ("Review codebook", matrix.title),
@@ -119,6 +133,7 @@ def _about_sheet(wb: Any, matrix: Matrix, prisma: Mapping[str, Any] | None) -> N
                                  "mixed: conditional or both"),
         ("Method", "rule: the codebook's rules matched the quote; topic: suggested by a topic model; "
                    "reviewer: decided by the named reviewer"),
+        ("Decided by", "machine, or the name of the reviewer whose decision is in force for the code"),
         ("Confidence", "0 to 1: how sure the rule or model is; 1 for a reviewer's decision"),
         ("Matrix cells", "[direction] quote (who coded it, confidence); several quotes are separated by ' | '"),
         ("Crosstabs", "distinct studies per code and facet value; a study naming two countries counts in both; "
@@ -126,6 +141,8 @@ def _about_sheet(wb: Any, matrix: Matrix, prisma: Mapping[str, Any] | None) -> N
     ]
     if prisma is not None:
         rows.append(("PRISMA", "counts of the flow from identification to inclusion (sheet PRISMA)"))
+    if agreement is not None:
+        rows.extend(_agreement_about(agreement))
     _table_sheet(wb, "About", pd.DataFrame(rows, columns=["item", "value"]), widths={"item": 30, "value": 100})
 
 
@@ -145,6 +162,40 @@ def _prisma_rows(prisma: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "count of", "n"])
 
 
+def _agreement_about(agreement: Mapping[str, pd.DataFrame]) -> list[tuple[str, str]]:
+    from pipeline.export.agreement_view import NO_DECISIONS, UNDEFINED_NOTE, note, shown_tables, title
+
+    tables = shown_tables(agreement)
+    if not tables:
+        return [("Agreement", NO_DECISIONS + " (sheet Agreement)")]
+    rows = [("Agreement", UNDEFINED_NOTE)]
+    return rows + [(f"  {title(name)}", note(name) or f"sheet {title(name)}") for name in tables]
+
+
+def _agreement_sheets(wb: Any, agreement: Mapping[str, pd.DataFrame]) -> None:
+    """One sheet per agreement table with decisions in it; otherwise one 'Agreement' sheet saying there are none."""
+    from pipeline.export.agreement_view import (
+        NO_DECISIONS, PERCENT_COLUMNS, RATIO_COLUMNS, STAT_COLUMNS, UNDEFINED, is_missing, shown_tables, title,
+    )
+
+    tables = shown_tables(agreement)
+    if not tables:
+        _table_sheet(wb, "Agreement", pd.DataFrame({"agreement": [NO_DECISIONS]}), widths={"agreement": 100})
+        return
+    formats = {c: "0.0%" for c in PERCENT_COLUMNS} | {c: "0.000" for c in RATIO_COLUMNS}
+    for name, frame in tables.items():
+        shown = frame.astype(object).copy()
+        for column in [c for c in shown.columns if c in STAT_COLUMNS]:
+            # An undefined statistic reads 'n/a', not an empty cell a reader might take for a missing figure.
+            shown[column] = [UNDEFINED if is_missing(v) else v for v in shown[column]]
+        _table_sheet(wb, _sheet_title(title(name)), shown, number_formats=formats)
+
+
+def _sheet_title(text: str) -> str:
+    """A title Excel accepts: none of []:*?/\\ and at most 31 characters."""
+    return (re.sub(r"[\[\]:*?/\\]", " ", text).strip() or "Agreement")[:31]
+
+
 def _table_sheet(
     wb: Any,
     title: str,
@@ -154,6 +205,7 @@ def _table_sheet(
     heat_columns: list[str] | None = None,
     code_columns: list[str] | None = None,
     widths: dict[str, int] | None = None,
+    number_formats: dict[str, str] | None = None,
 ) -> None:
     from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -166,6 +218,7 @@ def _table_sheet(
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     styles = _StyleCache(Alignment(wrap_text=True, vertical="top"))
     doi_column = columns.index("doi") + 1 if "doi" in columns else 0
+    formats = {i: number_formats[c] for i, c in enumerate(columns, start=1) if c in (number_formats or {})}
     # Rows are counted here: ws.max_row scans every cell, which makes a large sheet quadratic.
     for row_number, values in enumerate(frame.itertuples(index=False, name=None), start=2):
         for column_number, value in enumerate(values, start=1):
@@ -180,6 +233,8 @@ def _table_sheet(
                 # Formula-looking text stays a string cell, flagged as typed text (Excel's leading apostrophe).
                 styles.apply(cell, "text")
                 cell.data_type = "s"
+            elif column_number in formats and isinstance(value, int | float) and not isinstance(value, bool):
+                styles.apply(cell, "number:" + formats[column_number])
             else:
                 styles.apply(cell, "plain")
     _finish(ws, frame, freeze, heat_columns or [], set(code_columns or []), widths or {})
@@ -206,6 +261,8 @@ class _StyleCache:
             cell.font = Font(color="0563C1", underline="single")
         elif kind == "text":
             cell.quotePrefix = True
+        elif kind.startswith("number:"):
+            cell.number_format = kind.removeprefix("number:")
         self.arrays[kind] = copy(cell._style)
 
 
