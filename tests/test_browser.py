@@ -1,6 +1,6 @@
 """End to end in a real browser: Debian's Chromium, headless, driven over the Chrome DevTools Protocol.
 
-The session fixture installs Chromium with scripts/install-test-browser.sh when /usr/bin/chromium is missing
+The session fixture installs Chromium with scripts/install-test-packages.sh when /usr/bin/chromium is missing
 (Debian's package only; no browser download). The test opens the evidence map from file://, clicks heatmap cells
 with real mouse events, checks the quotes in the detail panel, checks that hostile titles show as text (no dialog,
 no injected element), uses the filters and the search box, and saves a screenshot to
@@ -32,7 +32,7 @@ from tests.test_synth import CODEBOOK
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-INSTALL_SCRIPT = REPO / "scripts" / "install-test-browser.sh"
+INSTALL_SCRIPT = REPO / "scripts" / "install-test-packages.sh"
 SCREENSHOT = REPO / "outputs" / "screenshots" / "evidence_map.png"
 TIMEOUT = 20.0
 CHROMIUM_FLAGS = [
@@ -122,8 +122,8 @@ class DevTools:
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, timeout=900)
-    assert CHROMIUM.exists(), "scripts/install-test-browser.sh did not install /usr/bin/chromium"
+        subprocess.run(["bash", str(INSTALL_SCRIPT), "/usr/bin/chromium", "chromium", "fonts-dejavu-core"], check=True, timeout=900)
+    assert CHROMIUM.exists(), "scripts/install-test-packages.sh did not install /usr/bin/chromium"
     return CHROMIUM
 
 

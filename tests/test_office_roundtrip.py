@@ -1,7 +1,7 @@
 """A real spreadsheet program in the loop: LibreOffice (Debian's package) opens the exported CSV and XLSX headless and
 saves them in its own CSV / XLSX; importing what it wrote gives the same decisions as importing the originals.
 
-The session fixture installs LibreOffice Calc with scripts/install-test-office.sh when `soffice` is missing (about
+The session fixture installs LibreOffice Calc with scripts/install-test-packages.sh when `soffice` is missing (about
 40 s and ~200 MB the first time; nothing is downloaded except Debian's packages). Each conversion runs with a fresh
 user profile (-env:UserInstallation) and takes a few seconds.
 """
@@ -24,7 +24,7 @@ from pipeline.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "sheets"
-INSTALL_SCRIPT = REPO / "scripts" / "install-test-office.sh"
+INSTALL_SCRIPT = REPO / "scripts" / "install-test-packages.sh"
 CODEBOOK = load_codebook(REPO / "codebook" / "school_to_school.yaml")
 ASSIGNMENTS = pd.read_csv(DATA / "assignments.csv", dtype=str, keep_default_na=False).astype({"confidence": float})
 STUDIES = pd.read_csv(DATA / "studies.csv", dtype=str, keep_default_na=False)
@@ -51,9 +51,9 @@ ADDED = [
 @pytest.fixture(scope="session")
 def soffice() -> str:
     if shutil.which("soffice") is None:
-        subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, timeout=900)
+        subprocess.run(["bash", str(INSTALL_SCRIPT), "soffice", "libreoffice-calc"], check=True, timeout=900)
     path = shutil.which("soffice")
-    assert path, "scripts/install-test-office.sh did not install soffice"
+    assert path, "scripts/install-test-packages.sh did not install soffice"
     return path
 
 

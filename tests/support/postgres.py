@@ -13,10 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install-test-packages.sh"
+
+
 def postgres_bin() -> Path:
+    """Debian's PostgreSQL binaries, installed first if the machine has none."""
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not candidates:
-        raise RuntimeError("PostgreSQL is not installed; run scripts/install-test-services.sh (apt-get install postgresql)")
+        subprocess.run(["bash", str(INSTALL_SCRIPT), "pg_ctlcluster", "postgresql"], check=True, timeout=900)
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return candidates[-1].parent
 
 
