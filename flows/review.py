@@ -53,9 +53,16 @@ def code(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> s
 
 
 @_stage
-def assign_codes(hits: pd.DataFrame, ledger: pd.DataFrame, groups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def topics(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
+    return stages.topics_stage(studies, codebook, workspace)
+
+
+@_stage
+def assign_codes(
+    hits: pd.DataFrame, suggestions: pd.DataFrame | None, ledger: pd.DataFrame, groups: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(machine assignments, final assignments): reviewers' decisions apply on top of the machine's codes."""
-    machine = assign(hits)
+    machine = assign(hits, suggestions)
     return machine, stages.final_assignments(machine, ledger, groups)
 
 
@@ -111,8 +118,10 @@ def review(workspace: str = ".") -> dict[str, Any]:
     logger.info("dedupe: %s", deduped.counts)
     studies = build_studies(corpus, deduped.groups, codebook)
     coding = code(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
+    topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
+    suggestions = topic_model.suggestions if topic_model is not None else None
     ledger = ledger_frame(store)
-    machine, assignments = assign_codes(coding.hits, ledger, deduped.groups)
+    machine, assignments = assign_codes(coding.hits, suggestions, ledger, deduped.groups)
     prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
 
@@ -123,6 +132,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
         "clean": {"records_cleaned": len(cleaned)},
         "dedupe": deduped.counts,
         "code": {"studies": len(studies), "assignments": len(assignments), "studies_coded": prisma["included"]},
+        "topics": _topic_counts(topic_model),
     }
     previous = stages.previous_state(store)
     changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=len(ingested.records))
@@ -132,7 +142,21 @@ def review(workspace: str = ".") -> dict[str, Any]:
 
     agreement = stages.agreement_stage(ledger, machine)
     written = export(ws, corpus, studies, assignments, codebook, prisma, deduped.sheet, agreement)
+    if topic_model is not None:
+        written += stages.write_topics_stage(ws, topic_model)
     stages.write_run_summary(ws, run, store)
     stages.write_changes_report(ws, changes)
     logger.info("wrote %d output file(s) into %s", len(written) + 1, ws.outputs_dir)
     return run.counts
+
+
+def _topic_counts(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {"status": "disabled in review.yaml"}
+    return {
+        "status": result.status,
+        "topics": len(result.topics),
+        "suggestions": len(result.suggestions),
+        "emergent_themes": len(result.emergent),
+        "outlier_share_after": round(float(result.outlier_share_after), 4),
+    }

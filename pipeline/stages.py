@@ -399,3 +399,24 @@ def final_assignments(machine: pd.DataFrame, ledger: pd.DataFrame, groups: pd.Da
         return machine
     record_to_group = dict(zip(groups["record_id"].astype(str), groups["duplicate_group"].astype(str)))
     return apply_ledger(machine, remap_decisions(ledger, record_to_group))
+
+
+def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
+    """Topic models over the studies that have an abstract; their mapped codes become suggestions (method 'topic')."""
+    from pipeline.rules import skip_reason
+    from pipeline.topics import fit_topics
+
+    settings = workspace.config.topics
+    usable = [not skip_reason(str(a or ""), f) for a, f in zip(studies["abstract"], studies["flags"])]
+    corpus = studies[usable].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
+    result = fit_topics(
+        corpus, codebook, backend=settings.embedding, seed=settings.seed, min_topic_size=settings.min_topic_size
+    )
+    log.info("topics: %s; %d topic(s), %d suggestion(s)", result.status, len(result.topics), len(result.suggestions))
+    return result
+
+
+def write_topics_stage(workspace: Workspace, result: Any) -> list[Path]:
+    from pipeline.topics import write_topic_outputs
+
+    return write_topic_outputs(result, workspace.outputs_dir)

@@ -47,7 +47,8 @@ class Sources(_Strict):
 
 
 class TopicSettings(_Strict):
-    embedding: Literal["model2vec", "minilm", "tfidf"] = "model2vec"
+    enabled: bool = True
+    embedding: Literal["model2vec", "minilm", "tfidf"] = "minilm"  # why: README, "Topic models"
     seed: int = 42
     min_topic_size: int = Field(default=5, gt=1)
 
