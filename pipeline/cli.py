@@ -228,6 +228,19 @@ def sheet_reconcile(
     out.print(f"{conflicts} conflict(s) written to {out_path}.")
 
 
+models_app = typer.Typer(help="Offline embedding models for the topic models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("distill")
+def models_distill() -> None:
+    """Distil the fast model2vec model from the packaged MiniLM, once, into the cache (no download)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from pipeline.topics import distill_model2vec
+
+    out.print(f"model2vec model ready at {distill_model2vec()}")
+
+
 codebook_app = typer.Typer(help="Check and inspect codebooks.", no_args_is_help=True)
 app.add_typer(codebook_app, name="codebook")
 
