@@ -228,6 +228,23 @@ def sheet_reconcile(
     out.print(f"{conflicts} conflict(s) written to {out_path}.")
 
 
+duplicates_app = typer.Typer(help="Reviewer control over deduplication.", no_args_is_help=True)
+app.add_typer(duplicates_app, name="duplicates")
+
+
+@duplicates_app.command("import")
+def duplicates_import(
+    sheet: Annotated[Path, typer.Argument(help="outputs/duplicates_sheet.csv with `decision` filled: same / different.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Who made these decisions.")],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Record split (different) and join (same) decisions; they win over the machine on every later run."""
+    from pipeline.commands import import_duplicates_sheet
+
+    added = import_duplicates_sheet(workspace, sheet, reviewer)
+    out.print(f"Recorded {added} new duplicate decision(s) by {reviewer}; `review run` applies them.")
+
+
 models_app = typer.Typer(help="Offline embedding models for the topic models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

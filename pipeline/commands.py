@@ -256,3 +256,15 @@ def harvest_to_jsonl(
         for record in clean_records(result.records):
             handle.write(json.dumps(asdict(record), ensure_ascii=False, sort_keys=True) + "\n")
     return {"records": len(result.records), "pages": result.pages}
+
+
+def import_duplicates_sheet(root: Path, sheet: Path, reviewer: str) -> int:
+    """`review duplicates import`: record split/join decisions; every later run applies them."""
+    import hashlib
+
+    from pipeline.dedupe import read_dedupe_decisions
+
+    workspace = load_workspace(root)
+    decisions = read_dedupe_decisions(sheet)
+    sha = hashlib.sha256(Path(sheet).read_bytes()).hexdigest()
+    return open_store(workspace.store_url).append_dedupe_decisions(decisions, reviewer, sha)

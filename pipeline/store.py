@@ -258,6 +258,37 @@ class Store:
                 found.update({key: hits for key, hits in conn.execute(query)})
         return found
 
+    def append_dedupe_decisions(self, decisions: pd.DataFrame, reviewer: str, sheet_sha256: str) -> int:
+        """Append split/join decisions to their ledger; a decision already recorded is not written twice."""
+        import hashlib
+
+        with self.engine.begin() as conn:
+            known = {row[0] for row in conn.execute(sa.select(dedupe_decisions_table.c.decision_id))}
+            sequence = conn.execute(sa.select(sa.func.count()).select_from(dedupe_decisions_table)).scalar_one()
+            latest = self._latest_dedupe(conn)
+            rows = []
+            for a, b, decision in zip(decisions["record_id_a"], decisions["record_id_b"], decisions["decision"]):
+                if latest.get((a, b)) == decision:
+                    continue  # unchanged: importing the same sheet twice adds nothing
+                content = "\x1f".join((a, b, decision, reviewer, sheet_sha256))
+                decision_id = "d" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:15]
+                if decision_id in known:
+                    continue
+                sequence += 1
+                rows.append({"decision_id": decision_id, "sequence": sequence, "record_id_a": a, "record_id_b": b,
+                             "decision": decision, "reviewer": reviewer, "decided_at": utc_now(),
+                             "sheet_sha256": sheet_sha256})
+            if rows:
+                conn.execute(dedupe_decisions_table.insert(), rows)
+        return len(rows)
+
+    @staticmethod
+    def _latest_dedupe(conn: Connection) -> dict[tuple[str, str], str]:
+        query = sa.select(
+            dedupe_decisions_table.c.record_id_a, dedupe_decisions_table.c.record_id_b, dedupe_decisions_table.c.decision
+        ).order_by(dedupe_decisions_table.c.sequence)
+        return {(a, b): d for a, b, d in conn.execute(query)}
+
     def dedupe_decisions(self) -> pd.DataFrame:
         """The reviewer's split/join decisions in force: the latest one per pair of records."""
         ledger = self.table_frame(dedupe_decisions_table).sort_values("sequence", kind="stable")

@@ -124,3 +124,23 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute(sa.update(meta_table).values(value=str(SCHEMA_VERSION + 1)))
     with pytest.raises(ReviewError, match="upgrade the tool"):
         open_store(url)
+
+
+def test_duplicate_decisions_persist_and_win_over_the_machine(tmp_path: Path) -> None:
+    import pandas as pd
+
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    seeds = sorted(SEEDS.glob("*.txt"))
+    ingested = _ingest_and_commit(url, seeds)
+    records = list(open_store(url).iter_records())
+    machine = stages.dedupe_stage(records, None).groups
+    merged = machine[machine["duplicate_group"] != machine["record_id"]].iloc[0]
+    split = pd.DataFrame(
+        [{"record_id_a": merged["duplicate_group"], "record_id_b": merged["record_id"], "decision": "different"}]
+    )
+    store = open_store(url)
+    assert store.append_dedupe_decisions(split, "ana", "sheet1") == 1
+    assert store.append_dedupe_decisions(split, "ana", "sheet1") == 0  # the same sheet twice adds nothing
+    again = stages.dedupe_stage(records, open_store(url).dedupe_decisions()).groups.set_index("record_id")
+    assert again.loc[merged["record_id"], "duplicate_group"] != again.loc[merged["duplicate_group"], "duplicate_group"]
+    assert len(ingested.records) == len(records)
