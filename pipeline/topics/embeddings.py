@@ -150,9 +150,12 @@ class _CachedNeural(Embedder):
         return np.vstack([found[k] for k in keys]).astype(np.float32)
 
     def dim(self) -> int:
-        return (
-            int(self._load().get_sentence_embedding_dimension()) if self.backend == "minilm" else int(self._load().dim)
-        )
+        model = self._load()
+        if self.backend == "model2vec":
+            return int(model.dim)
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         model = self._load()
