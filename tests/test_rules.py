@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import random
 import re
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from hypothesis import strategies as st
 from pipeline.codebook import load_codebook
 from pipeline.errors import ReviewError
 from pipeline.rules import HIT_COLUMNS, build_engine, code_studies, looks_non_english, skip_reason
+from pipeline.rules.engine import lower_aligned
+from pipeline.rules.nlp import lemma_of
+from pipeline.rules.prefilter import RuleRegex, build_wordset, match_heads, required_literals
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -39,6 +43,14 @@ def unscoped(codebook):
     return build_engine(dataclasses.replace(codebook, scope=()))
 
 
+@pytest.fixture(scope="module")
+def chunking(codebook):
+    """The unscoped engine cutting every text, however short, into sentence chunks for the pre-filter."""
+    engine = build_engine(dataclasses.replace(codebook, scope=()))
+    engine.chunk_min_chars = 0
+    return engine
+
+
 def _codes(engine, text: str) -> dict[str, str]:
     return {hit.code: hit.direction for hit in engine.code_text(text)}
 
@@ -48,6 +60,23 @@ def _evaluate_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _on_topic_abstracts(count: int) -> list[str]:
+    """~200-word abstracts made of the seeds' and the validation sets' sentences, shuffled with a fixed seed
+    (as benchmarks/coding_bench.py makes them): nearly every sentence has a concept and a cue."""
+    texts = [seed.read_text(encoding="utf-8") for seed in sorted((SHARED / "seeds").glob("*.txt"))]
+    for name in ("gold.jsonl", "holdout.jsonl"):
+        texts += [json.loads(line)["text"] for line in (CODING / name).read_text().splitlines()]
+    sentences = sorted({s for t in texts for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", t) if len(s.split()) > 5})
+    rng = random.Random(7)
+    abstracts = []
+    for _ in range(count):
+        parts: list[str] = []
+        while sum(len(p.split()) for p in parts) < 200:
+            parts.append(rng.choice(sentences))
+        abstracts.append(" ".join(parts))
+    return abstracts
 
 
 def _real_abstracts(limit: int) -> list[str]:
@@ -160,16 +189,43 @@ def test_codebook_examples_are_coded_with_their_own_code(codebook, unscoped):
 # ---------------------------------------------------------------- fast path == slow path
 
 
-def test_fast_path_gives_the_slow_path_output_on_real_abstracts(unscoped):
+def test_fast_path_gives_the_slow_path_output_on_real_abstracts(unscoped, chunking):
     texts = _real_abstracts(400)
     gold = [json.loads(line)["text"] for line in (CODING / "gold.jsonl").read_text().splitlines()]
-    texts += [" ".join(gold[i : i + 6]) for i in range(0, len(gold), 6)]
+    texts += gold + [" ".join(gold[i : i + 6]) for i in range(0, len(gold), 6)]
     coded = 0
     for text in texts:
-        fast = unscoped.code_text(text)
-        assert fast == unscoped.code_text_slow(text)
-        coded += bool(fast)
-    assert coded > 50  # the comparison covered texts that have hits, not only empty results
+        slow = unscoped.code_text_slow(text)
+        assert unscoped.code_text(text) == slow
+        assert chunking.code_text(text) == slow
+        coded += bool(slow)
+    assert coded > 150  # the comparison covered texts that have hits, not only empty results
+
+
+def test_fast_path_gives_the_slow_path_output_on_on_topic_abstracts(engine, chunking):
+    """The speed benchmark's case: abstracts in which nearly every sentence is coded."""
+    hits = 0
+    for text in _on_topic_abstracts(250):
+        slow = engine.code_text_slow(text)
+        assert engine.code_text(text) == slow
+        assert chunking.code_text(text) == slow  # an unscoped engine: these are all in scope anyway
+        hits += len(slow)
+    assert hits > 1000
+
+
+def test_pre_filter_passes_only_text_that_can_be_coded(unscoped, chunking):
+    exports = _real_abstracts(400)[:-5]
+    rejected = [t for t in exports if not unscoped.candidate_chunks(t)]
+    assert len(rejected) >= 3 and all(unscoped.code_text_slow(t) == [] for t in rejected)
+    # a long text: off-topic abstracts around one coded sentence; spaCy sees only the chunk around it
+    coded = "Competition between schools for pupils limited what heads were willing to share."
+    text = " ".join(rejected[:3] * 4 + [coded] + rejected[:3] * 4)
+    assert len(text) > unscoped.chunk_min_chars
+    chunks = unscoped.candidate_chunks(text)
+    assert len(chunks) == 1 and coded in text[slice(*chunks[0])] and chunks[0][1] - chunks[0][0] < len(text) / 3
+    hits = unscoped.code_text(text)
+    assert hits == unscoped.code_text_slow(text) == chunking.code_text(text)
+    assert [h.code for h in hits] == ["barriers.competition"] and hits[0].evidence == coded
 
 
 def _vocabulary(codebook) -> list[str]:
@@ -184,19 +240,22 @@ def _vocabulary(codebook) -> list[str]:
     inflected = {w + suffix for w in words for suffix in ("s", "es", "ed", "ing")}
     inflected |= {w[:-1] + "ies" for w in words if w.endswith("y")}
     filler = ["the", "schools", "and", "not", "no", "cannot", "However,", "e.g.", "6m.", "(2010).", "U.K.", ";"]
+    filler += ["don't", "“trust”", "pupils’", "–", "naïve", "İnspection", "ΣΧΟΛΕΙΑ", "(", ")", "...", "。"]
     return sorted(words | inflected) + filler
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fast_path_equals_slow_path_on_generated_text(data, codebook, unscoped):
+def test_fast_path_equals_slow_path_on_generated_text(data, codebook, unscoped, chunking):
     vocabulary = _vocabulary(codebook)
     words = st.sampled_from(vocabulary).map(lambda w: w.capitalize() if len(w) % 3 == 0 else w)
     sentence = st.lists(words, min_size=1, max_size=14).map(lambda ws: " ".join(ws))
-    ends = st.sampled_from([". ", "! ", "? ", ".  ", ".\n\n", "; ", " "])
+    ends = st.sampled_from([". ", "! ", "? ", ".  ", ".\n\n", "; ", " ", "。", "… "])
     parts = data.draw(st.lists(st.tuples(sentence, ends), min_size=1, max_size=6))
     text = "".join(s + e for s, e in parts)
-    assert unscoped.code_text(text) == unscoped.code_text_slow(text)
+    slow = unscoped.code_text_slow(text)
+    assert unscoped.code_text(text) == slow
+    assert chunking.code_text(text) == slow
 
 
 def test_sentence_chunks_never_cut_a_spacy_sentence(unscoped):
@@ -212,10 +271,77 @@ def test_sentence_chunks_never_cut_a_spacy_sentence(unscoped):
             )
 
 
-def test_array_sentencizer_matches_spacy_sentencizer(unscoped):
+def test_sentence_starts_match_spacy_sentencizer(unscoped):
     pipe = unscoped._pipe
-    for text in _real_abstracts(300) + ['A. B. c.  ?! "Hi." (x). ...  Next', "x", "Done.\n\nNew one!"]:
+    edge = ['A. B. c.  ?! "Hi." (x). ...  Next', "x", "Done.\n\nNew one!", "end.Next one", ". . .", "这是。下一个"]
+    edge += ["Hindi। next ॥ x", "Wait… what?! Yes.", "“Quote.” Next", "x _. _y", "!!!", "a\u00a0. b"]
+    for text in _real_abstracts(300) + edge:
         assert pipe.parse(text)[1] == pipe.spacy_sentences(text)
+
+
+def test_lemmas_are_the_lookup_lemmas_of_each_token(unscoped):
+    """The lemma rides on the lexeme (NORM): every token's, special-case pieces included, is lemma_of(text)."""
+    pipe = unscoped._pipe
+    for text in _real_abstracts(100):
+        doc = pipe(text)
+        assert [t.norm_ for t in doc] == [lemma_of(t.text) for t in doc]
+    doc = pipe("Teachers don't cannot can't isn't Enablers' schools’")
+    assert [t.norm_ for t in doc] == "teacher do not can not ca not be not enabler ' school ’".split()
+
+
+def test_whole_words_and_loose_pieces_in_the_trigger_regex():
+    words = build_wordset({"trust", "trusts", "school", "n't"}, frozenset({"n't"}), {"ran out"})
+    texts = ["mistrust", "trust.", "trusted", "a trust", "trusts", "don't", "schools", "it ran outward"]
+    found = [t for t in texts if words.search(t, 0, len(t))]
+    assert found == ["trust.", "a trust", "trusts", "don't", "it ran outward"]
+    assert not words.search("trust", 1, 5) and words.search("(trust)", 1, 6)
+
+
+def test_literals_a_regex_needs_and_begins_with():
+    assert required_literals(r"\bas\s+drivers?\b") == [("driver",), ("as",)]
+    assert required_literals(r"\b(?:higher|lower)\b") == [("higher", "lower")]
+    assert required_literals(r"(?:ab|cd)e") == [("ab", "cd"), ("e",)]
+    for nothing in ("a|b", "(?i)foo", r"\d+", "foo|", "", "(?s:ab)"):
+        assert required_literals(nothing) is None
+    assert match_heads(r"\b(?:were|was)\s+driven") == {"were", "was"}
+    assert match_heads(r"(?<=x)yz") == {"yz"} and match_heads(r"x?y") is None and match_heads("[ab]c") is None
+
+
+def test_rule_regexes_find_exactly_what_the_regex_finds(codebook):
+    patterns = [r for c in codebook.categories.values() for r in c.cue_regexes]
+    patterns += [r for c in codebook.codes for r in c.regexes]
+    patterns += [r"\bwork", "network|work", r"(?:ab|b)c", r"a(?=b)", r"(?<=x)yz", "^foo", "foo$", r"\bthe\b"]
+    texts = [t.lower() for t in _real_abstracts(300)] + ["networkwork workwork", "abcbc bc", "xyz yz", "foo bar foo"]
+    for pattern in patterns:
+        rule = RuleRegex(pattern)
+        for text in texts:
+            expected = [m.span() for m in rule.regex.finditer(text)]
+            assert [m.span() for m in rule.finditer(text)] == expected, (pattern, text[:80])
+            assert rule.could_match(text) or not expected
+
+
+def test_language_check_counts_like_its_definition():
+    function_words = set(
+        "the of and to in is that for with on are as by this be was were from an or at which it".split()
+    )
+    function_words |= {"their", "these"}
+
+    def by_definition(text: str) -> bool:
+        words = re.findall(r"[^\W\d_]+", text[:2000].lower())
+        return len(words) >= 15 and sum(w in function_words for w in words) / len(words) < 0.06
+
+    rng = random.Random(3)
+    vocabulary = "the of and to in schools trust naïve café’s Schüler x y z lorem ipsum the² ½ İn ΣΧΟΛΕΙΑ".split()
+    texts = _real_abstracts(300) + [" ".join(rng.choices(vocabulary, k=rng.randint(5, 80))) for _ in range(300)]
+    expected = [by_definition(t) for t in texts]
+    assert any(expected) and not all(expected)
+    assert [looks_non_english(t) for t in texts] == expected
+    assert [looks_non_english(t, t.lower()) for t in texts] == expected
+
+
+def test_lower_casing_that_moves_offsets_is_noticed():
+    assert lower_aligned("Schools İn") is None and lower_aligned("ΟΔΟΣ and") is None
+    assert lower_aligned("Schools’ “trust”") == "schools’ “trust”"
 
 
 # ---------------------------------------------------------------- bad input

@@ -1,9 +1,9 @@
 """The rule engine: one sentence at a time, a code's concept plus its category's cue, read through modifiers.
 
 For each sentence:
-1. matches: concepts (phrases on LOWER; lemmas on LEMMA; token patterns; regexes), standalone phrases, category
-   cues, modifiers (negation, gap, conditional, inquiry, finding, clause breaks) and direction cues. Blockers
-   ("academy trust", "London Challenge", "mixed methods") cancel any match they overlap.
+1. matches: concepts (phrases on LOWER; lemmas on the lemma; token patterns; regexes), standalone phrases,
+   category cues, modifiers (negation, gap, conditional, inquiry, finding, clause breaks) and direction cues.
+   Blockers ("academy trust", "London Challenge", "mixed methods") cancel any match they overlap.
 2. overlapping concepts: the longest wins ("leadership opportunities" over "leadership"); a cue inside a concept
    is not a cue ("mutual challenge"); overlapping cues: the longest wins ("to raise" over "raise").
 3. category: a standalone phrase carries its own; otherwise the nearest cue (in tokens, within MAX_CUE_DISTANCE)
@@ -16,10 +16,14 @@ For each sentence:
    within 2 / 6 / 12 / more tokens.
 
 Before any of this, a study is skipped when it names none of the codebook's `scope` words (off-topic records
-of a search) or does not look like English. The fast path (`code_text`) then codes only the sentence chunks that
-the trigger regex finds (a standalone word, or a concept word and a cue word), and the whole text in one spaCy
-call when most of it is candidate; the slow path (`code_text_slow`) runs spaCy over the whole text. They give the
-same hits (tests assert it on real abstracts and on generated text).
+of a search) or does not look like English. Two paths then give the same hits (tests assert it on real
+abstracts and on generated text):
+- the fast path (`code_text`): the pre-filter (prefilter.Trigger, one regex per word class) passes a text to
+  spaCy only if it holds a standalone phrase's word or both a concept's and a cue's; a long text is cut into
+  sentence chunks and only candidate chunks are parsed. In the doc, only sentences whose matches hold a concept
+  are read further, and a rule regex runs only on a sentence that contains the literals it needs.
+- the slow path (`code_text_slow`): no pre-filter; spaCy parses the whole text and every sentence goes through
+  every step.
 """
 
 from __future__ import annotations
@@ -29,28 +33,51 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.codebook import Code, Codebook, anchor_values
 from pipeline.rules.nlp import Pipeline, inverse_lemma_table, word_log_probs
-from pipeline.rules.prefilter import SentenceChunker, Trigger, build_wordset, split_pieces
+from pipeline.rules.prefilter import (
+    RuleRegex,
+    SentenceChunker,
+    Trigger,
+    WordSet,
+    build_wordset,
+    required_literals,
+    split_pieces,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_CUE_DISTANCE = 25  # tokens between a concept and the cue that gives it a category
 NEGATION_WINDOW = 6  # tokens before concept+cue that a negation may stand in
-FULL_DOC_SHARE = 0.6  # candidates covering more of the text than this: code the whole text in one doc
 NEGATION_AFTER = 3  # tokens after it ("gains in attainment were not detected")
+FULL_DOC_SHARE = 0.6  # candidate chunks covering more of a long text than this: parse the whole text at once
+# shorter texts (abstracts) are parsed whole once they pass the pre-filter: cutting a 200-word abstract into
+# sentence chunks costs more than spaCy spends on its non-candidate sentences (benchmarks/coding_bench.py)
+CHUNK_MIN_CHARS = 4000
 _WEAK_BREAKS = frozenset({",", ":", "(", ")", "–", "—"})
+_CONCEPT_KINDS = frozenset("PCTRS")
+_RULE_LABELS = {"P": "phrase", "C": "lemma", "S": "standalone"}
 _ENGLISH_WORDS = frozenset(
     "the of and to in is that for with on are as by this be was were from an or at which it their these".split()
 )
 _WORD_RE = re.compile(r"[^\W\d_]+")
+_ASCII_RUNS_RE = re.compile(r"[\x00-\x7f]+")
+_LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))  # a-z kept, every other byte a space
+_RUN_MARKS = bytes(97 if 97 <= c <= 122 else 32 for c in range(256))  # a-z as 'a', every other byte a space
+_FREQUENT_ENGLISH = tuple(f" {w} ".encode("ascii") for w in ("the", "of", "and", "to", "in"))
+_ENGLISH_BYTES = frozenset(word.encode("ascii") for word in _ENGLISH_WORDS)
+
+# a match is a tuple (kind, name, start token, end token, rule): kind P/C/T/R concept, S standalone, Q cue,
+# M modifier, D direction, B blocker; name the code id, category, modifier kind or direction; rule '' unless a
+# token pattern or regex fired. Tuples, not objects: an abstract has ~75 matches and this is the hot path.
+_Match = tuple[str, str, int, int, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One code found in one sentence, with the evidence a reviewer needs to check it."""
+class Hit(NamedTuple):
+    """One code found in one sentence, with the evidence a reviewer needs to check it (an immutable record;
+    a NamedTuple because the engine makes one per hit and a frozen dataclass costs four times as much)."""
 
     code: str
     category: str
@@ -68,19 +95,27 @@ class Hit:
 
 
 @dataclass(slots=True)
-class _Match:
-    kind: str  # P/C/T/R concept, S standalone, Q cue, M modifier, D direction, B blocker
-    name: str  # code id, category, modifier kind or direction
-    start: int  # token indices in the doc
-    end: int
-    rule: str = ""
-
-
-@dataclass(slots=True)
 class _Concept:
     start: int
     end: int
     codes: dict[str, tuple[str, bool]]  # code id -> (rule, standalone)
+
+
+@dataclass(slots=True)
+class _Regex:
+    kind: str  # R (a code's concept) or Q (a category's cue)
+    name: str
+    rule: RuleRegex
+    label: str  # the rule text of a concept regex
+
+
+class _Triggers:
+    """The pre-filter's words while the engine is built: literals, and literals regexes need, per word class."""
+
+    def __init__(self) -> None:
+        self.literals: dict[str, set[str]] = {"S": set(), "C": set(), "Q": set()}
+        self.needed: dict[str, set[str]] = {"S": set(), "C": set(), "Q": set(), "raw": set()}
+        self.always = False  # a rule with nothing findable: every text is a candidate
 
 
 class RuleEngine:
@@ -91,33 +126,29 @@ class RuleEngine:
 
         self.codebook = codebook
         self._codes: dict[str, Code] = {code.id: code for code in codebook.codes}
+        self._category_of = {code.id: code.category for code in codebook.codes}
         self._directional = {name for name, cat in codebook.categories.items() if cat.directional}
         self._pipe = Pipeline()
         vocab = self._pipe.vocab
-        self._lemma_matcher = PhraseMatcher(vocab, attr="LEMMA")
+        self._lemma_matcher = PhraseMatcher(vocab, attr="NORM")  # NORM holds the lemma (see nlp.Pipeline)
         self._lower_matcher = PhraseMatcher(vocab, attr="LOWER")
         self._token_matcher = Matcher(vocab)
-        self._keys: dict[int, tuple[str, str]] = {}
-        self._code_regexes: list[tuple[str, re.Pattern[str]]] = []
-        self._cue_regexes: list[tuple[str, re.Pattern[str]]] = []
-        # the pre-filter's words: standalone phrases ("S"), concepts ("C") and category cues ("Q")
-        self._literals: dict[str, set[str]] = {"S": set(), "C": set(), "Q": set()}
-        self._lower_regexes: dict[str, list[str]] = {"S": [], "C": [], "Q": []}
-        self._raw_regexes: list[str] = []
-        self._always = False
+        self._keys: dict[int, tuple[str, str, str, str]] = {}  # matcher key -> kind, name, rule, slot
+        self._regexes: list[_Regex] = []
+        self._triggers = _Triggers()
         self._loose = frozenset(split_pieces(self._pipe.special_cases()))
         self._add_codes()
         self._add_cues_and_modifiers()
         self._trigger = self._build_trigger()
-        self._any_regex = _any_of([r for _, r in self._code_regexes + self._cue_regexes])
         self._scope = self._build_scope()
         self._chunker = SentenceChunker(set(self._pipe.special_cases()))
+        self.chunk_min_chars = CHUNK_MIN_CHARS  # texts this long are cut into sentence chunks (0: every text)
 
     # ------------------------------------------------------------ building
 
-    def _key(self, kind: str, name: str) -> str:
-        key = f"{kind}|{name}"
-        self._keys[self._pipe.vocab.strings.add(key)] = (kind, name)
+    def _key(self, kind: str, name: str, rule: str = "", label: str = "") -> str:
+        key = f"{kind}|{label or name}"
+        self._keys[self._pipe.vocab.strings.add(key)] = (kind, name, rule, _slot(kind, name))
         return key
 
     def _add_lemma_phrases(self, kind: str, name: str, phrases: tuple[str, ...], *, trigger: str = "") -> None:
@@ -126,15 +157,30 @@ class RuleEngine:
             return
         self._lemma_matcher.add(self._key(kind, name), docs)
         for doc in docs if trigger else ():
-            self._literals[trigger].update(_trigger_forms([t.lemma_ for t in doc], lemma=True, loose=self._loose))
+            forms = _trigger_forms([t.norm_ for t in doc], lemma=True, loose=self._loose)
+            self._triggers.literals[trigger].update(forms)
 
     def _add_lower_phrases(self, kind: str, name: str, phrases: tuple[str, ...], *, trigger: str = "") -> None:
-        docs = [self._pipe.nlp.make_doc(p) for p in phrases if p.strip()]
+        docs = [self._pipe.make_pattern(p) for p in phrases if p.strip()]
         if not docs:
             return
         self._lower_matcher.add(self._key(kind, name), docs)
         for doc in docs if trigger else ():
-            self._literals[trigger].update(_trigger_forms([t.lower_ for t in doc], lemma=False, loose=self._loose))
+            forms = _trigger_forms([t.lower_ for t in doc], lemma=False, loose=self._loose)
+            self._triggers.literals[trigger].update(forms)
+
+    def _add_regex(self, kind: str, name: str, pattern: str, trigger: str) -> None:
+        rule = RuleRegex(pattern)
+        label = f"regex:{pattern!r}" if kind == "R" else ""
+        self._regexes.append(_Regex(kind, name, rule, label))
+        self._add_needed(trigger, rule.needs)
+
+    def _add_needed(self, trigger: str, needs: list[tuple[str, ...]] | None) -> None:
+        """The pre-filter looks for the regex's most selective group of literals (found by containment)."""
+        if needs is None:
+            self._triggers.always = True
+        else:
+            self._triggers.needed[trigger].update(needs[0])
 
     def _add_codes(self) -> None:
         for code in self.codebook.codes:
@@ -142,11 +188,12 @@ class RuleEngine:
             self._add_lemma_phrases("C", code.id, code.lemmas, trigger="C")
             self._add_lemma_phrases("S", code.id, code.standalone, trigger="S")
             for index, pattern in enumerate(code.patterns):
-                self._token_matcher.add(self._key("T", f"{code.id}|{index}"), [list(pattern)])
+                key = self._key("T", code.id, f"pattern:{index}", label=f"{code.id}|{index}")
+                self._token_matcher.add(key, [list(pattern)])
                 self._add_pattern_trigger(pattern)
+        for code in self.codebook.codes:  # code regexes are matched before cue regexes (order of hits)
             for regex in code.regexes:
-                self._code_regexes.append((code.id, re.compile(regex)))
-                self._lower_regexes["C"].append(regex)
+                self._add_regex("R", code.id, regex, "C")
 
     def _add_pattern_trigger(self, pattern: tuple[dict[str, Any], ...]) -> None:
         """A pattern needs each of its required tokens; the pre-filter looks for the first one's values."""
@@ -156,24 +203,20 @@ class RuleEngine:
                 continue
             for attr, value, is_regex in values:
                 if is_regex and attr == "LEMMA":  # a lemma regex may match a lemma sharing no letters with its form
-                    self._always = True
-                elif is_regex:
-                    (self._lower_regexes["C"] if attr == "LOWER" else self._raw_regexes).append(value)
+                    self._triggers.always = True
+                elif is_regex:  # a token regex's match is in the token's text (lower-cased for LOWER)
+                    self._add_needed("C" if attr == "LOWER" else "raw", required_literals(value))
                 else:
-                    self._literals["C"].update(_trigger_forms([value.lower()], lemma=attr == "LEMMA"))
+                    self._triggers.literals["C"].update(_trigger_forms([value.lower()], lemma=attr == "LEMMA"))
             return
-
-    def _build_trigger(self) -> Trigger:
-        sets = {k: build_wordset(self._literals[k], self._lower_regexes[k], self._loose) for k in ("S", "C", "Q")}
-        raw = tuple(re.compile(r.lstrip("^").rstrip("$")) for r in self._raw_regexes)
-        return Trigger(sets["S"], sets["C"], sets["Q"], raw, always=self._always)
 
     def _add_cues_and_modifiers(self) -> None:
         book = self.codebook
         for name, category in book.categories.items():
             self._add_lemma_phrases("Q", name, category.cues, trigger="Q")
-            self._cue_regexes.extend((name, re.compile(r)) for r in category.cue_regexes)
-            self._lower_regexes["Q"].extend(category.cue_regexes)
+        for name, category in book.categories.items():
+            for regex in category.cue_regexes:
+                self._add_regex("Q", name, regex, "Q")
         mods = book.modifiers
         for kind in ("negation", "pseudo_negation", "gap", "conditional", "inquiry", "finding", "clause_breaks"):
             self._add_lemma_phrases("M", kind, getattr(mods, kind))
@@ -181,225 +224,326 @@ class RuleEngine:
         for direction, words in book.directions.items():
             self._add_lemma_phrases("D", direction, words)
 
-    def _build_scope(self) -> Any:
+    def _build_trigger(self) -> Trigger:
+        found = self._triggers
+        sets = {k: build_wordset(found.literals[k], self._loose, found.needed[k]) for k in ("S", "C", "Q")}
+        raw = build_wordset(set(), self._loose, found.needed["raw"])
+        return Trigger(sets["S"], sets["C"], sets["Q"], raw, always=found.always)
+
+    def _build_scope(self) -> WordSet | None:
         """The codebook's domain words (and their inflections) as one whole-word regex; None: no gate."""
         forms: set[str] = set()
         for phrase in self.codebook.scope:
-            lemmas = [token.lemma_ for token in self._pipe.make_pattern(phrase)]
+            lemmas = self._pipe.lemmas(phrase)
             forms.update(_trigger_forms(lemmas, lemma=True, loose=self._loose))
-        return build_wordset(forms, [], self._loose) if forms else None
+        return build_wordset(forms, self._loose) if forms else None
 
     def in_scope(self, text: str, title: str = "") -> bool:
         """Whether title or text names one of the codebook's scope words (always, when it has none)."""
-        if self._scope is None:
+        return self._in_scope(text.lower(), title.lower())
+
+    def _in_scope(self, lower: str, title_lower: str) -> bool:
+        # title and text apart: the scope words are single words, so none can span the two
+        scope = self._scope
+        if scope is None:
             return True
-        joined = f"{title}\n{text}".lower()
-        return self._scope.search(joined, 0, len(joined))
+        return scope.search(title_lower, 0, len(title_lower)) or scope.search(lower, 0, len(lower))
 
     # ------------------------------------------------------------ public
 
     def code_text(self, text: str, *, title: str = "") -> list[Hit]:
-        """Hits in the title and the text (the fast path: spaCy sees only sentences the trigger finds).
+        """Hits in the title and the text (the fast path: spaCy sees only text the pre-filter passes).
 
         Nothing for a study outside the codebook's scope, or whose text does not look like English.
         """
-        if not self.in_scope(text, title):
+        lower = text.lower()
+        if not self._in_scope(lower, title.lower()):
             return []
         hits = self._code_field(title, "title", fast=True) if title else []
-        return hits + self._code_field(text, "abstract", fast=True)
+        return hits + self._code_field(text, "abstract", fast=True, lower=lower)
 
     def code_text_slow(self, text: str, *, title: str = "") -> list[Hit]:
-        """The same hits as `code_text`, with spaCy over every sentence (the reference for tests)."""
+        """The same hits as `code_text`, with spaCy over the whole text and every sentence read (for tests)."""
         if not self.in_scope(text, title):
             return []
         hits = self._code_field(title, "title", fast=False) if title else []
         return hits + self._code_field(text, "abstract", fast=False)
 
-    def candidate_chunks(self, text: str) -> list[tuple[int, int]]:
-        """The stretches of text the pre-filter passes to spaCy: runs of neighbouring candidate chunks merged."""
-        lower = text.lower()
+    def candidate_chunks(self, text: str, lower: str | None = None) -> list[tuple[int, int]]:
+        """The stretches of text the pre-filter passes to spaCy: none, the whole text, or (for a long text)
+        runs of neighbouring candidate sentence chunks."""
+        lower = text.lower() if lower is None else lower
+        if len(lower) != len(text) or "Σ" in text:  # lower-casing is not character by character: no pre-filter
+            return [(0, len(text))]
+        trigger = self._trigger
+        if not trigger.hits(lower, text, 0, len(text)):
+            return []
+        if len(text) < self.chunk_min_chars:
+            return [(0, len(text))]
         merged: list[tuple[int, int]] = []
         previous_was_candidate = False
         for start, end in self._chunker.chunks(text):
-            candidate = self._trigger.hits(lower, text, start, end)
+            candidate = trigger.hits(lower, text, start, end)
             if candidate and previous_was_candidate:
                 merged[-1] = (merged[-1][0], end)
             elif candidate:
                 merged.append((start, end))
             previous_was_candidate = candidate
+        if sum(end - start for start, end in merged) > FULL_DOC_SHARE * len(text):
+            return [(0, len(text))]  # one spaCy call beats many when most of the text is candidate
         return merged
 
     # ------------------------------------------------------------ paths
 
-    def _code_field(self, text: str, field: str, *, fast: bool) -> list[Hit]:
-        if not text or not text.strip():
-            return []
-        if looks_non_english(text):
-            log.info("skipping a %s that does not look like English text", field)
+    def _code_field(self, text: str, field: str, *, fast: bool, lower: str | None = None) -> list[Hit]:
+        if not text or text.isspace():
             return []
         if not fast:
-            return _dedupe(self._code_doc(text, 0, field))
-        chunks = self.candidate_chunks(text)
-        covered = sum(end - start for start, end in chunks)
-        if covered > FULL_DOC_SHARE * len(text):  # one spaCy call beats many when most of the text is candidate
-            chunks = [(0, len(text))]
+            if self._non_english(text, field):
+                return []
+            return _dedupe(self._code_doc(text, 0, field, every_sentence=True))
         hits: list[Hit] = []
-        for start, end in chunks:
-            hits.extend(self._code_doc(text[start:end], start, field))
-        return _dedupe(hits)
+        for start, end in self.candidate_chunks(text, lower):
+            if start == 0 and end == len(text):  # the whole text (an abstract): no copy, lower-cased already
+                hits.extend(self._code_doc(text, 0, field, every_sentence=False, lower=lower))
+            else:
+                hits.extend(self._code_doc(text[start:end], start, field, every_sentence=False))
+        # the language check only matters when there is something to drop
+        return [] if not hits or self._non_english(text, field, lower) else _dedupe(hits)
 
-    def _code_doc(self, text: str, offset: int, field: str) -> list[Hit]:
-        view = _View(*self._pipe.parse(text), text)
-        buckets: list[list[_Match]] = [[] for _ in view.sents]
-        starts = [start for start, _ in view.sents]
-        for match in self._matches(view):
-            index = bisect.bisect_right(starts, match.start) - 1
-            if index >= 0 and match.end <= view.sents[index][1]:
-                buckets[index].append(match)
+    @staticmethod
+    def _non_english(text: str, field: str, lower: str | None = None) -> bool:
+        if looks_non_english(text, lower):
+            log.info("skipping a %s that does not look like English text", field)
+            return True
+        return False
+
+    def _code_doc(
+        self, text: str, offset: int, field: str, *, every_sentence: bool, lower: str | None = None
+    ) -> list[Hit]:
+        """Hits in one doc. `every_sentence`: read every sentence (the slow path); else only those with a
+        concept match (a sentence without one cannot give a hit; regex concepts are looked for in every one)."""
+        view = _View(*self._pipe.parse(text), text, lower)
+        groups = self._groups(view)
+        regexes = self._regexes if every_sentence else self._regexes_for(view)
+        scan_all = every_sentence or any(r.kind == "R" for r in regexes)
         hits: list[Hit] = []
-        for sentence, bucket in zip(view.sents, buckets, strict=True):
-            if any(m.kind in "PCTRS" for m in bucket):
-                hits.extend(self._code_sentence(view, sentence, bucket, offset, field))
+        for sentence, group in zip(view.sents, groups, strict=True):
+            if regexes and (scan_all or "concept" in group):
+                for match in self._regex_matches(view, sentence, regexes, check=not every_sentence):
+                    group.setdefault("concept" if match[0] == "R" else "cue", []).append(match)
+            if every_sentence or "concept" in group:
+                hits.extend(self._code_sentence(view, sentence, group, offset, field))
         return hits
 
-    def _matches(self, view: _View) -> list[_Match]:
+    def _groups(self, view: _View) -> list[dict[str, list[_Match]]]:
+        """The matchers' matches per sentence, grouped by slot ('concept', 'cue', 'blocker', a modifier kind or
+        'direction:<name>'), each group in matcher order; a match across a sentence end is dropped."""
         doc = view.doc
-        found: list[_Match] = []
-        for matcher in (self._lemma_matcher, self._lower_matcher):
-            for key, start, end in matcher(doc):
-                kind, name = self._keys[key]
-                found.append(_Match(kind, name, start, end))
-        for key, start, end in self._token_matcher(doc) if len(self._token_matcher) else ():
-            kind, name = self._keys[key]
-            code_id, index = name.rsplit("|", 1)
-            found.append(_Match("T", code_id, start, end, f"pattern:{index}"))
-        for sentence in view.sents:
-            found.extend(self._regex_matches(view, sentence))
-        return found
+        keys = self._keys
+        sent_of, sent_end = view.sentence_index()
+        groups: list[dict[str, list[_Match]]] = [{} for _ in view.sents]
+        found = self._lemma_matcher(doc) + self._lower_matcher(doc)
+        if len(self._token_matcher):
+            self._pipe.annotate(doc, [start for start, _ in view.sents])
+            found += self._token_matcher(doc)
+        for key, start, end in found:
+            number = sent_of[start]
+            if end <= sent_end[number]:
+                kind, name, rule, slot = keys[key]
+                group = groups[number]
+                matches = group.get(slot)
+                if matches is None:
+                    group[slot] = [(kind, name, start, end, rule)]
+                else:
+                    matches.append((kind, name, start, end, rule))
+        return groups
 
-    def _regex_matches(self, view: _View, sentence: tuple[int, int]) -> list[_Match]:
+    def _regexes_for(self, view: _View) -> list[_Regex]:
+        """The regex rules whose needed literals are all in the text: no other can match one of its sentences."""
+        lower = view.lower_text
+        if lower is None:
+            return self._regexes
+        return [r for r in self._regexes if r.rule.could_match(lower)]
+
+    def _regex_matches(
+        self, view: _View, sentence: tuple[int, int], regexes: list[_Regex], *, check: bool
+    ) -> list[_Match]:
+        """Code and cue regexes over the lower-cased sentence, in rule order. With `check` (the fast path) a
+        regex runs only on a sentence that contains the literals it needs, and is tried only where one of its
+        heads begins (the same matches); the slow path runs every regex over every sentence."""
         base, stop = view.chars(*sentence)
-        lower = view.text[base:stop].lower()
+        lower = view.lower_text[base:stop] if view.lower_text is not None else view.text[base:stop].lower()
         found: list[_Match] = []
-        if self._any_regex is None or not self._any_regex.search(lower):  # one scan instead of one per regex
-            return found
-        for kind, table in (("R", self._code_regexes), ("Q", self._cue_regexes)):
-            for name, regex in table:
-                for m in regex.finditer(lower):
-                    if m.end() == m.start():
-                        continue
+        for regex in regexes:
+            if check and not regex.rule.could_match(lower):
+                continue
+            for m in regex.rule.finditer(lower) if check else regex.rule.regex.finditer(lower):
+                if m.end() != m.start():
                     first, last = view.tokens_at(base + m.start(), base + m.end())
-                    rule = f"regex:{regex.pattern!r}" if kind == "R" else ""
-                    found.append(_Match(kind, name, first, last, rule))
+                    found.append((regex.kind, regex.name, first, last, regex.label))
         return found
 
     # ------------------------------------------------------------ one sentence
 
     def _code_sentence(
-        self, view: _View, sentence: tuple[int, int], matches: list[_Match], offset: int, field: str
+        self, view: _View, sentence: tuple[int, int], group: dict[str, list[_Match]], offset: int, field: str
     ) -> list[Hit]:
-        blockers = [m for m in matches if m.kind == "B"]
-        matches = [m for m in matches if m.kind == "B" or not _overlaps_any(m, blockers)]
-        mods = _by_name(m for m in matches if m.kind == "M")
-        if mods.get("gap"):
+        blockers = group.get("blocker")
+        if blockers:  # a blocker cancels every match it overlaps
+            group = {
+                slot: [m for m in matches if not _overlaps_any(m[2], m[3], blockers)]
+                for slot, matches in group.items()
+                if slot != "blocker"
+            }
+        found = group.get("concept")
+        cues = group.get("cue") or []
+        # a gap means no code; without a standalone phrase, a concept needs a cue
+        if not found or group.get("gap") or not cues and all(m[0] != "S" for m in found):
             return []
-        concepts = _select_concepts(m for m in matches if m.kind in "PCTRS")
-        cues = _select_cues([m for m in matches if m.kind == "Q"], concepts)
+        concepts = _select_concepts(found)
+        directional = self._directional
         cues = [
-            c for c in cues if not self._purpose_infinitive(view, c, sentence[0]) and not self._activity_gerund(view, c)
+            c
+            for c in _select_cues(cues, concepts)
+            if c[1] not in directional
+            or not self._purpose_infinitive(view, c, sentence[0])
+            and not self._activity_gerund(view, c)
         ]
-        directions = _by_name(m for m in matches if m.kind == "D")
-        context = _Context(view, sentence, mods, directions, cues, self._directional)
-        hits: list[Hit] = []
+        context = _Context(view, sentence, group, cues, directional)
+        # one hit per code in a sentence (as _dedupe keeps): the first most confident, directions that disagree
+        # make it mixed; only the kept ones become Hit objects
+        kept: dict[str, list[Any]] = {}
         for concept in concepts:
-            hits.extend(self._concept_hits(view, sentence, concept, context, offset, field))
-        return hits
+            cue, distance, candidates = self._candidates(concept, context)
+            confidence = _confidence(cue is None, distance)
+            for code, rule in candidates:
+                direction = self._direction(code, concept, cue, context)
+                if direction is None:
+                    continue
+                best = kept.get(code.id)
+                if best is None:
+                    kept[code.id] = [confidence, direction, concept, code, rule, cue]
+                    continue
+                if confidence > best[0]:
+                    best[:] = [confidence, best[1], concept, code, rule, cue]
+                    best[1], direction = direction, best[1]
+                if best[1] != direction and best[1] and direction:
+                    best[1] = "mixed"
+        if not kept:
+            return []
+        first, last = view.trimmed(sentence)
+        evidence = view.text[first:last]
+        return [
+            self._hit(view, concept, code, rule, cue, confidence, direction, evidence, first, last, offset, field)
+            for confidence, direction, concept, code, rule, cue in kept.values()
+        ]
 
-    def _purpose_infinitive(self, view: _View, cue: _Match, first: int) -> bool:
-        """'to enhance', 'to build': a purpose, not an outcome; such a benefits cue is no cue."""
-        if cue.name not in self._directional or cue.start <= first:
-            return False
-        return view.lower(cue.start - 1) == "to" and view.lower(cue.start) != "to"
+    @staticmethod
+    def _purpose_infinitive(view: _View, cue: _Match, first: int) -> bool:
+        """'to enhance', 'to build': a purpose, not an outcome; such a benefits (directional) cue is no cue."""
+        return cue[2] > first and view.lower(cue[2] - 1) == "to" and view.lower(cue[2]) != "to"
 
-    def _activity_gerund(self, view: _View, cue: _Match) -> bool:
+    @staticmethod
+    def _activity_gerund(view: _View, cue: _Match) -> bool:
         """'improving practice', 'developing relationships': an activity, not an outcome; no benefits cue."""
-        return cue.name in self._directional and cue.end - cue.start == 1 and view.lower(cue.start).endswith("ing")
+        return cue[3] - cue[2] == 1 and view.lower(cue[2]).endswith("ing")
 
-    def _concept_hits(
-        self, view: _View, sentence: tuple[int, int], concept: _Concept, ctx: _Context, offset: int, field: str
-    ) -> list[Hit]:
-        standalone = {c: rule for c, (rule, alone) in concept.codes.items() if alone}
+    def _candidates(self, concept: _Concept, ctx: _Context) -> tuple[_Match | None, int, list[tuple[Code, str]]]:
+        """The cue (None: standalone), its distance in tokens, and the (code, rule)s it gives the concept: the
+        concept's standalone codes, or the codes of its nearest cue's category."""
+        codes = self._codes
+        if len(concept.codes) == 1:  # the common case, without the comprehensions
+            ((code_id, (rule, alone)),) = concept.codes.items()
+            if alone:
+                return None, 0, [(codes[code_id], rule)]
+            cue, distance = ctx.nearest_cue(concept, (self._category_of[code_id],))
+            return cue, distance, [(codes[code_id], rule)] if cue is not None else []
+        standalone = [(codes[c], rule) for c, (rule, alone) in concept.codes.items() if alone]
         if standalone:
-            chosen = [(code_id, rule, None) for code_id, rule in standalone.items()]
-        else:
-            categories = {self._codes[c].category for c in concept.codes}
-            cue = ctx.nearest_cue(concept, categories)
-            if cue is None:
-                return []
-            chosen = [(c, rule, cue) for c, (rule, _) in concept.codes.items() if self._codes[c].category == cue.name]
-        hits = []
-        for code_id, rule, cue in chosen:
-            hit = self._make_hit(view, sentence, concept, self._codes[code_id], rule, cue, ctx, offset, field)
-            if hit is not None:
-                hits.append(hit)
-        return hits
+            return None, 0, standalone
+        category_of = self._category_of
+        cue, distance = ctx.nearest_cue(concept, {category_of[c] for c in concept.codes})
+        if cue is None:
+            return None, 0, []
+        return cue, distance, [(codes[c], rule) for c, (rule, _) in concept.codes.items() if category_of[c] == cue[1]]
 
-    def _make_hit(
+    def _direction(self, code: Code, concept: _Concept, cue: _Match | None, ctx: _Context) -> str | None:
+        """The hit's direction ('' for a non-directional category), or None when the sentence does not code it."""
+        lo = min(concept.start, cue[2]) if cue else concept.start
+        hi = max(concept.end, cue[3]) if cue else concept.end
+        if code.category in self._directional:
+            if ctx.inquiry_only():
+                return None
+            return ctx.direction(concept, lo, hi, ctx.negated(lo, hi))
+        return None if ctx.negated(lo, hi) else ""
+
+    def _hit(
         self,
         view: _View,
-        sentence: tuple[int, int],
         concept: _Concept,
         code: Code,
         rule: str,
         cue: _Match | None,
-        ctx: _Context,
+        confidence: float,
+        direction: str,
+        evidence: str,
+        first: int,
+        last: int,
         offset: int,
         field: str,
-    ) -> Hit | None:
-        lo = min(concept.start, cue.start) if cue else concept.start
-        hi = max(concept.end, cue.end) if cue else concept.end
-        negated = ctx.negated(lo, hi)
-        if code.category in self._directional:
-            if ctx.inquiry_only():
-                return None
-            direction = ctx.direction(concept, lo, hi, negated)
-        elif negated:
-            return None
-        else:
-            direction = ""
-        first, last = view.trimmed(sentence)
-        match_start, match_end = view.chars(concept.start, concept.end)
-        matched = view.text[match_start:match_end]
-        cue_text = view.span_text(cue.start, cue.end) if cue else ""
-        kind = _rule_text(rule, matched) if len(rule) == 1 else rule
-        cue_rule = f" + cue({cue.name}):{cue_text.lower()!r}" if cue else " (standalone)"
-        return Hit(
-            code=code.id,
-            category=code.category,
-            direction=direction,
-            evidence=view.text[first:last],
-            start=offset + first,
-            end=offset + last,
-            matched=matched,
-            match_start=offset + match_start,
-            match_end=offset + match_end,
-            cue=cue_text,
-            rule=kind + cue_rule,
-            confidence=_confidence(cue is None, _distance(concept, cue) if cue else 0),
-            field=field,
+    ) -> Hit:
+        text, idx, ends = view.text, view.idx, view.ends
+        match_start, match_end = idx[concept.start], ends[concept.end - 1]
+        matched = text[match_start:match_end]
+        cue_text = text[idx[cue[2]] : ends[cue[3] - 1]] if cue else ""
+        kind = f"{_RULE_LABELS.get(rule, rule)}:{matched.lower()!r}" if len(rule) == 1 else rule
+        cue_rule = f" + cue({cue[1]}):{cue_text.lower()!r}" if cue else " (standalone)"
+        return Hit(  # positional: the fields in order (keywords cost three times as much)
+            code.id,
+            code.category,
+            direction,
+            evidence,
+            offset + first,
+            offset + last,
+            matched,
+            offset + match_start,
+            offset + match_end,
+            cue_text,
+            kind + cue_rule,
+            confidence,
+            field,
         )
 
 
 class _View:
-    """Plain-Python facts about one doc (token offsets, lower-case hashes, sentences), read once per doc:
-    asking spaCy for Token or Span objects per match costs more than all the matching."""
+    """Plain-Python facts about one doc (token offsets, sentences), read once per doc: asking spaCy for Token or
+    Span objects per match costs more than all the matching."""
 
-    def __init__(self, doc: Any, sents: list[tuple[int, int]], idx: list[int], ends: list[int], text: str) -> None:
+    __slots__ = ("doc", "text", "idx", "ends", "sents", "lower_text")
+
+    def __init__(
+        self,
+        doc: Any,
+        sents: list[tuple[int, int]],
+        idx: list[int],
+        ends: list[int],
+        text: str,
+        lower: str | None = None,
+    ) -> None:
         self.doc = doc
         self.text = text  # doc.text, which spaCy would rebuild token by token
         self.idx = idx
         self.ends = ends
         self.sents = sents
+        self.lower_text = lower_aligned(text, lower)
+
+    def sentence_index(self) -> tuple[list[int], list[int]]:
+        """Each token's sentence number, and each sentence's end token."""
+        sent_of: list[int] = []
+        for number, (start, end) in enumerate(self.sents):
+            sent_of += [number] * (end - start)
+        return sent_of, [end for _, end in self.sents]
 
     def lower(self, index: int) -> str:
         return self.text[self.idx[index] : self.ends[index]].lower()
@@ -427,43 +571,58 @@ class _View:
 class _Context:
     """What one sentence's modifiers and cues say, asked about token ranges."""
 
+    __slots__ = (
+        "first",
+        "last",
+        "cues",
+        "negations",
+        "conditionals",
+        "has_inquiry",
+        "has_finding",
+        "contrasting",
+        "mixed",
+        "breaks",
+        "strong_breaks",
+    )
+
     def __init__(
         self,
         view: _View,
         sentence: tuple[int, int],
-        mods: dict[str, list[_Match]],
-        directions: dict[str, list[_Match]],
+        group: dict[str, list[_Match]],
         cues: list[_Match],
         directional: set[str],
     ) -> None:
         self.first, self.last = sentence
         self.cues = cues
-        pseudo = mods.get("pseudo_negation", [])
-        plain_cues = [c for c in cues if c.name not in directional]
-        self.negations = [
-            m for m in mods.get("negation", []) if not _overlaps_any(m, pseudo) and not _overlaps_any(m, plain_cues)
-        ]
-        self.conditionals = mods.get("conditional", [])
-        self.has_inquiry = bool(mods.get("inquiry"))
-        self.has_finding = bool(mods.get("finding"))
-        self.contrasting = directions.get("contrasting", [])
-        self.mixed = directions.get("mixed", [])
-        breaks = mods.get("clause_breaks", [])
-        self.breaks = sorted(m.start for m in breaks)
-        self.strong_breaks = sorted(m.start for m in breaks if view.span_text(m.start, m.end) not in _WEAK_BREAKS)
+        self.negations = _negations(group, cues, directional) if group.get("negation") else ()
+        self.conditionals = group.get("conditional") or ()
+        self.has_inquiry = bool(group.get("inquiry"))
+        self.has_finding = bool(group.get("finding"))
+        self.contrasting = group.get("direction:contrasting") or ()
+        self.mixed = group.get("direction:mixed") or ()
+        # clause breaks matter only to negations, conditionals and contrasting cues
+        breaks = group.get("clause_breaks") if self.negations or self.conditionals or self.contrasting else None
+        self.breaks = sorted([m[2] for m in breaks]) if breaks else []
+        self.strong_breaks = (
+            sorted([m[2] for m in breaks if view.span_text(m[2], m[3]) not in _WEAK_BREAKS]) if breaks else []
+        )
 
-    def nearest_cue(self, concept: _Concept, categories: set[str]) -> _Match | None:
+    def nearest_cue(self, concept: _Concept, categories: Any) -> tuple[_Match | None, int]:
+        """The closest cue of one of the categories within MAX_CUE_DISTANCE (ties: the one before), and its
+        distance in tokens."""
         best: tuple[int, int, _Match] | None = None
+        start, end = concept.start, concept.end
         for cue in self.cues:
-            if cue.name not in categories:
+            if cue[1] not in categories:
                 continue
-            distance = _distance(concept, cue)
+            distance = start - cue[3] if cue[3] <= start else cue[2] - end if end <= cue[2] else 0
             if distance > MAX_CUE_DISTANCE:
                 continue
-            rank = (distance, 0 if cue.start < concept.start else 1)
+            rank = (distance, 0 if cue[2] < start else 1)
             if best is None or rank < best[:2]:
                 best = (rank[0], rank[1], cue)
-        return best[2] if best else None
+        return (best[2], best[0]) if best else (None, 0)
 
     def _clause_start(self, index: int, breaks: list[int]) -> int:
         position = bisect.bisect_right(breaks, index - 1) - 1
@@ -475,21 +634,31 @@ class _Context:
 
     def negated(self, lo: int, hi: int) -> bool:
         """A negation in the clause from a few tokens before concept+cue to a few after ('were not detected')."""
+        if not self.negations:
+            return False
         window = max(self._clause_start(lo, self.breaks), lo - NEGATION_WINDOW)
         after = min(self._clause_end(hi, self.breaks), hi + NEGATION_AFTER)
-        return any(window <= m.start and m.end <= after for m in self.negations)
+        return any(window <= m[2] and m[3] <= after for m in self.negations)
 
     def inquiry_only(self) -> bool:
         return self.has_inquiry and not self.has_finding
 
     def direction(self, concept: _Concept, lo: int, hi: int, negated: bool) -> str:
-        clause_lo = self._clause_start(lo, self.strong_breaks)
-        clause_hi = self._clause_end(hi, self.strong_breaks)
-        if self.mixed or any(clause_lo <= m.start and m.end <= clause_hi for m in self.conditionals):
+        """mixed: a mixed cue in the sentence, or a conditional in the clause; contrasting: negated, or a
+        contrasting cue from the negation window up to just after the concept; else supporting."""
+        if self.mixed:
             return "mixed"
-        window = max(self._clause_start(lo, self.breaks), lo - NEGATION_WINDOW)
-        if negated or any(window <= m.start and m.start < max(hi, concept.end + 2) for m in self.contrasting):
+        if self.conditionals:
+            clause_lo = self._clause_start(lo, self.strong_breaks)
+            clause_hi = self._clause_end(hi, self.strong_breaks)
+            if any(clause_lo <= m[2] and m[3] <= clause_hi for m in self.conditionals):
+                return "mixed"
+        if negated:
             return "contrasting"
+        if self.contrasting:
+            window = max(self._clause_start(lo, self.breaks), lo - NEGATION_WINDOW)
+            if any(window <= m[2] and m[2] < max(hi, concept.end + 2) for m in self.contrasting):
+                return "contrasting"
         return "supporting"
 
 
@@ -501,26 +670,41 @@ def build_engine(codebook: Codebook) -> RuleEngine:
     return RuleEngine(codebook)
 
 
-def looks_non_english(text: str) -> bool:
+def looks_non_english(text: str, lower: str | None = None) -> bool:
     """True for a text of 15+ words with almost no English function words (skip it rather than invent codes).
 
-    The first 2,000 characters decide: enough words, and a 100,000-word text costs no more than an abstract."""
-    words = _WORD_RE.findall(text[:2000].lower())
-    if len(words) < 15:
+    The first 2,000 characters decide: enough words, and a 100,000-word text costs no more than an abstract.
+    A word is a run of letters (`_WORD_RE`); fewer than 6% of the words may be English function words.
+    `lower`: the text lower-cased, if the caller has it."""
+    aligned = lower_aligned(text, lower) if lower is not None else None
+    sample = aligned[:2000] if aligned is not None else text[:2000].lower()
+    data = _ascii_letters(sample)
+    if data is None:
+        words = _WORD_RE.findall(sample)
+        return len(words) >= 15 and sum(map(_ENGLISH_WORDS.__contains__, words)) / len(words) < 0.06
+    # counted without making a string per word: runs of letters, and a lower bound on the function words
+    # (" the " in the letters-only text; a repeated word shares its space, so it may be counted once)
+    count = (b" " + data.translate(_RUN_MARKS)).count(b" a")
+    if count < 15:
         return False
-    common = sum(1 for w in words if w in _ENGLISH_WORDS)
-    return common / len(words) < 0.06
+    spaced = b" " + data.translate(_LETTERS_ONLY) + b" "
+    found = 0
+    for word in _FREQUENT_ENGLISH:  # English text passes after one or two counts
+        found += spaced.count(word)
+        if found >= 0.06 * count:
+            return False
+    words = spaced.split()
+    return sum(map(_ENGLISH_BYTES.__contains__, words)) / len(words) < 0.06
 
 
-def _any_of(regexes: list[re.Pattern[str]]) -> re.Pattern[str] | None:
-    """One regex that finds whether any of them matches (None: no regexes, or they cannot be combined,
-    e.g. two use the same group name; then each is simply tried)."""
-    if not regexes:
+def _ascii_letters(lower: str) -> bytes | None:
+    """The lower-cased text as ASCII bytes, its non-ASCII characters replaced by '?', when none of them is a
+    letter (curly quotes, dashes); then its words are the runs of a-z. None when one is a letter."""
+    if lower.isascii():
+        return lower.encode("ascii")
+    if _WORD_RE.search(_ASCII_RUNS_RE.sub("", lower)):  # a letter among the non-ASCII characters
         return None
-    try:
-        return re.compile("|".join(f"(?:{r.pattern})" for r in regexes))
-    except re.error:
-        return re.compile("")
+    return lower.encode("ascii", "replace")
 
 
 def _trigger_forms(words: list[str], *, lemma: bool, loose: frozenset[str] = frozenset()) -> set[str]:
@@ -548,57 +732,92 @@ def _trigger_forms(words: list[str], *, lemma: bool, loose: frozenset[str] = fro
     return set(min(options)[2])
 
 
-def _rule_text(kind: str, text: str) -> str:
-    label = {"P": "phrase", "C": "lemma", "S": "standalone"}.get(kind, kind)
-    return f"{label}:{text.lower()!r}"
+def lower_aligned(text: str, lower: str | None = None) -> str | None:
+    """text.lower() (`lower` when given) if it lower-cases character by character, so that a slice of it is the
+    same slice of the text lower-cased (None otherwise: 'İ' becomes two characters, 'Σ' depends on its
+    neighbours)."""
+    lower = text.lower() if lower is None else lower
+    return lower if len(lower) == len(text) and "Σ" not in text else None
 
 
-def _by_name(matches: Any) -> dict[str, list[_Match]]:
-    grouped: dict[str, list[_Match]] = {}
-    for match in matches:
-        grouped.setdefault(match.name, []).append(match)
-    return grouped
+def _negations(group: dict[str, list[_Match]], cues: list[_Match], directional: set[str]) -> list[_Match]:
+    """Negation matches that are not part of a pseudo-negation ('not only') or of a non-directional cue
+    ('lack of')."""
+    negations = group.get("negation")
+    if not negations:
+        return []
+    pseudo = group.get("pseudo_negation") or ()
+    plain_cues = [c for c in cues if c[1] not in directional]
+    return [m for m in negations if not _overlaps_any(m[2], m[3], pseudo) and not _overlaps_any(m[2], m[3], plain_cues)]
 
 
-def _overlaps(a: Any, b: Any) -> bool:
-    return a.start < b.end and b.start < a.end
+def _slot(kind: str, name: str) -> str:
+    """Where a match goes among its sentence's groups."""
+    if kind in _CONCEPT_KINDS:
+        return "concept"
+    return {"Q": "cue", "B": "blocker", "M": name, "D": f"direction:{name}"}[kind]
 
 
-def _overlaps_any(match: Any, others: list[Any]) -> bool:
-    return any(_overlaps(match, other) for other in others)
+def _overlaps_any(start: int, end: int, others: Any) -> bool:
+    """Whether the token range overlaps any match (a tuple with start, end at 2, 3)."""
+    return any(start < other[3] and other[2] < end for other in others)
 
 
-def _select_concepts(matches: Any) -> list[_Concept]:
-    """Group matches by span, then keep the longest non-overlapping spans (ties: earliest)."""
-    spans: dict[tuple[int, int], _Concept] = {}
-    for match in matches:
-        concept = spans.setdefault((match.start, match.end), _Concept(match.start, match.end, {}))
-        standalone = match.kind == "S"
-        previous = concept.codes.get(match.name)
-        if previous is None or (standalone and not previous[1]):
-            concept.codes[match.name] = (match.rule or match.kind, standalone)
+def _select_concepts(matches: list[_Match]) -> list[_Concept]:
+    """Group matches by span, then keep the longest non-overlapping spans (ties: earliest). A span's codes keep
+    the order of their first match; a standalone match replaces a plain one of the same code."""
+    spans: dict[tuple[int, int], dict[str, tuple[str, bool]]] = {}
+    for kind, name, start, end, rule in matches:
+        codes = spans.get((start, end))
+        if codes is None:
+            spans[(start, end)] = {name: (rule or kind, kind == "S")}
+            continue
+        previous = codes.get(name)
+        if previous is None or (kind == "S" and not previous[1]):
+            codes[name] = (rule or kind, kind == "S")
+    if len(spans) == 1:
+        (start, end), codes = spans.popitem()
+        return [_Concept(start, end, codes)]
     chosen: list[_Concept] = []
-    for concept in sorted(spans.values(), key=lambda c: (-(c.end - c.start), c.start)):
-        if not _overlaps_any(concept, chosen):
-            chosen.append(concept)
-    return sorted(chosen, key=lambda c: c.start)
+    for _, start, end in sorted([(start - end, start, end) for start, end in spans]):
+        for other in chosen:
+            if start < other.end and other.start < end:
+                break
+        else:
+            chosen.append(_Concept(start, end, spans[(start, end)]))
+    chosen.sort(key=_concept_start)
+    return chosen
+
+
+def _concept_start(concept: _Concept) -> int:
+    return concept.start
 
 
 def _select_cues(cues: list[_Match], concepts: list[_Concept]) -> list[_Match]:
-    free = [c for c in cues if not _overlaps_any(c, concepts)]
+    """Cues outside every concept; of overlapping ones the longest (ties: earliest, then by name, then first)."""
+    free: list[_Match] = []
+    for cue in cues:
+        for concept in concepts:
+            if cue[2] < concept.end and concept.start < cue[3]:
+                break
+        else:
+            free.append(cue)
+    if len(free) < 2:
+        return free
     chosen: list[_Match] = []
-    for cue in sorted(free, key=lambda c: (-(c.end - c.start), c.start, c.name)):
-        if not _overlaps_any(cue, chosen):
+    for *_, position in sorted((c[2] - c[3], c[2], c[1], i) for i, c in enumerate(free)):
+        cue = free[position]
+        for other in chosen:
+            if cue[2] < other[3] and other[2] < cue[3]:
+                break
+        else:
             chosen.append(cue)
-    return sorted(chosen, key=lambda c: c.start)
+    chosen.sort(key=_match_start)
+    return chosen
 
 
-def _distance(concept: Any, cue: Any) -> int:
-    if cue.end <= concept.start:
-        return concept.start - cue.end
-    if concept.end <= cue.start:
-        return cue.start - concept.end
-    return 0
+def _match_start(match: _Match) -> int:
+    return match[2]
 
 
 def _confidence(standalone: bool, distance: int) -> float:
@@ -630,6 +849,4 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
 
 
 def _with_direction(hit: Hit, direction: str) -> Hit:
-    from dataclasses import replace
-
-    return replace(hit, direction=direction)
+    return hit._replace(direction=direction)

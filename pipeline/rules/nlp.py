@@ -1,7 +1,15 @@
-"""The spaCy side of the engine: a blank English pipeline, a sentencizer and a lower-casing lookup lemmatizer."""
+"""The spaCy side of the engine: a blank English vocab and tokenizer whose lexemes carry their lemma.
+
+Every lexeme's NORM is set, once, when spaCy creates it, to the lookup lemma of its lower-case form
+(spacy-lookups-data's table, `fallback_lemma` for plurals it lacks). A Doc then carries its lemmas without any
+per-token work, and the PhraseMatcher for lemma phrases matches on NORM. Sentence starts follow spaCy's
+Sentencizer rule exactly, without running the component (tests compare both on real abstracts).
+"""
 
 from __future__ import annotations
 
+import bisect
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +34,12 @@ def fallback_lemma(word: str) -> str:
     return word
 
 
+def lemma_of(text: str) -> str:
+    """The engine's lemma of a token text: the lookup lemma of its lower-case form."""
+    lower = text.lower()
+    return lemma_table().get(lower) or fallback_lemma(lower)
+
+
 @lru_cache(maxsize=1)
 def word_log_probs() -> dict[str, float]:
     """spacy-lookups-data's English word log-probabilities: how common a word is (rarer = more selective)."""
@@ -44,104 +58,103 @@ def inverse_lemma_table() -> dict[str, frozenset[str]]:
 
 
 class Pipeline:
-    """spacy.blank('en') + sentencizer; lemmas looked up from the lower-cased token.
+    """spacy.blank('en')'s tokenizer and vocab, with lemmas on the lexemes and spaCy's sentence starts.
 
-    Sentence starts follow spaCy's Sentencizer rule exactly (a sentence starts at the first token after one of its
-    punctuation characters that is neither punctuation nor such a character) but are computed over arrays, which
-    is several times faster than the component's loop over Token objects; a test compares both on real abstracts.
-
-    The lookup table is case-sensitive ('Teachers' is not in it), so lemmas come from `token.lower_`; a plural the
-    table lacks loses its plural ending (`fallback_lemma`), any other unknown word is its own lemma. Lemma hashes
-    are cached per lower-case form.
+    - NORM = `lemma_of(text)` for every lexeme (set by the vocab's attribute getter as lexemes are created),
+      and the tokenizer's special cases no longer override NORM ("n't" keeps its lexeme's lemma, as it had when
+      lemmas were looked up from `token.lower_`). The LEMMA attribute is copied from NORM only when asked
+      (token patterns on LEMMA).
+    - Sentence starts: a regex finds the Sentencizer's sentence-final characters in the text; only the tokens
+      after them are looked at.
     """
 
     def __init__(self) -> None:
         import spacy
+        from spacy.attrs import IDX, IS_PUNCT, LENGTH, NORM, ORTH
 
         self.nlp = spacy.blank("en")
         sentencizer = self.nlp.add_pipe("sentencizer")
         self.vocab = self.nlp.vocab
-        # every one of the Sentencizer's characters is a single character: a token is one when its text is
+        self._special = {
+            text: [piece[ORTH] for piece in pieces] for text, pieces in (self.nlp.tokenizer.rules or {}).items()
+        }
+        self.vocab.lex_attr_getters[NORM] = lemma_of
+        for lexeme in self.vocab:  # the lexemes spaCy created before the getter was set
+            lexeme.norm_ = lemma_of(lexeme.orth_)
+        self.nlp.tokenizer.rules = {text: [{ORTH: p} for p in pieces] for text, pieces in self._special.items()}
         self._punct_chars = frozenset(sentencizer.punct_chars)
-        assert all(len(ch) == 1 for ch in self._punct_chars)
-        self._table = lemma_table()
-        self._cache: dict[int, int] = {}
+        # a token is final when its whole text is one of these characters, none of which is a letter or digit
+        assert all(len(ch) == 1 and not ch.isalnum() for ch in self._punct_chars)
+        # the ASCII final characters and any non-ASCII character (checked after): a class of 128 is slow in `re`
+        ascii_finals = "".join(re.escape(ch) for ch in sorted(self._punct_chars) if ch.isascii())
+        self._final_re = re.compile(f"[{ascii_finals}\x80-\U0010ffff]")
+        self._is_punct = self.vocab.lex_attr_getters[IS_PUNCT]  # the function behind the IS_PUNCT flag
+        self._columns = [IDX, LENGTH]
 
     def __call__(self, text: str) -> Any:
         return self.parse(text)[0]
 
     def parse(self, text: str) -> tuple[Any, list[tuple[int, int]], list[int], list[int]]:
-        """The doc, its sentences as (start, end) token ranges, and each token's start and end character
-        (all read from one array: cheaper than iterating doc.sents or Token objects)."""
-        from spacy.attrs import IDX, IS_PUNCT, LENGTH
-
-        doc = self.nlp.make_doc(text)
+        """The doc, its sentences as (start, end) token ranges, and each token's start and end character."""
+        doc = self.nlp.tokenizer(text)
         if not len(doc):
             return doc, [], [], []
-        table = doc.to_array([IDX, LENGTH, IS_PUNCT]).astype("int64")
-        idx = table[:, 0].tolist()
-        ends = (table[:, 0] + table[:, 1]).tolist()
-        starts = self._split_sentences(doc, text, idx, table[:, 1].tolist(), table[:, 2].tolist())
-        self._lemmatise(doc)
+        columns = doc.to_array(self._columns).astype("int64")
+        idx = columns[:, 0].tolist()
+        ends = (columns[:, 0] + columns[:, 1]).tolist()
+        starts = self._sentence_starts(text, idx, ends)
         return doc, list(zip(starts, starts[1:] + [len(doc)], strict=True)), idx, ends
+
+    def _sentence_starts(self, text: str, idx: list[int], ends: list[int]) -> list[int]:
+        """spaCy's Sentencizer rule: a sentence starts at token 0 and at the first token after a sentence-final
+        character (a token that is one of its characters) that is neither punctuation nor such a character.
+        The final tokens are found by a regex over the text, so only the tokens after them are looked at."""
+        count = len(idx)
+        finals = self._punct_chars
+        is_punct = self._is_punct
+        found = [0]
+        done = 0  # tokens before this one are already read
+        for match in self._final_re.finditer(text):
+            position = match.start()
+            if text[position] not in finals:
+                continue
+            token = bisect.bisect_left(idx, position, done)
+            if token >= count or idx[token] != position or ends[token] != position + 1:
+                continue  # the character is inside a longer token
+            following = token + 1
+            while following < count:
+                piece = text[idx[following] : ends[following]]
+                if piece[0].isalnum() or piece not in finals and not is_punct(piece):
+                    break  # a plain token (one beginning with a letter or digit is neither punctuation nor final)
+                following += 1
+            if following < count:
+                found.append(following)
+            done = following
+        return found
+
+    def annotate(self, doc: Any, sentence_starts: list[int]) -> None:
+        """Set LEMMA (from NORM) and the sentence starts on the doc, for token patterns that ask for them."""
+        import numpy
+        from spacy.attrs import LEMMA, NORM, SENT_START
+
+        if not len(doc):
+            return
+        starts = numpy.full(len(doc), -1, dtype="int64")
+        starts[sentence_starts] = 1
+        lemmas = doc.to_array([NORM]).astype("uint64")
+        doc.from_array([LEMMA, SENT_START], numpy.stack([lemmas, starts.astype("uint64")], axis=1))
 
     def spacy_sentences(self, text: str) -> list[tuple[int, int]]:
         """Sentence token ranges from spaCy's own Sentencizer component (the reference for tests)."""
         return [(s.start, s.end) for s in self.nlp(text).sents]
 
-    def _split_sentences(
-        self, doc: Any, text: str, idx: list[int], lengths: list[int], is_punct: list[int]
-    ) -> list[int]:
-        """spaCy's Sentencizer rule: a sentence starts at the first token after a sentence-final character
-        that is neither punctuation nor such a character. Sets SENT_START and returns the start tokens."""
-        import numpy
-        from spacy.attrs import SENT_START
-
-        punct_chars = self._punct_chars
-        in_chars = [n == 1 and text[i] in punct_chars for i, n in zip(idx, lengths, strict=True)]
-        found = [0]
-        seen_period = False
-        for position, (final, punct) in enumerate(zip(in_chars, is_punct, strict=True)):
-            if seen_period and not punct and not final:
-                found.append(position)
-                seen_period = False
-            elif final:
-                seen_period = True
-        starts = numpy.full((len(doc), 1), -1, dtype="int64")
-        starts[found, 0] = 1
-        doc.from_array([SENT_START], starts.astype("uint64"))
-        return found
-
     def make_pattern(self, phrase: str) -> Any:
-        """A lemmatised pattern doc for a PhraseMatcher on LEMMA (or LOWER)."""
-        doc = self.nlp.make_doc(phrase)
-        self._lemmatise(doc)
-        return doc
+        """A pattern doc for a PhraseMatcher on NORM (the lemma) or LOWER."""
+        return self.nlp.make_doc(phrase)
 
     def lemmas(self, phrase: str) -> list[str]:
-        return [token.lemma_ for token in self.make_pattern(phrase)]
+        return [token.norm_ for token in self.make_pattern(phrase)]
 
     def special_cases(self) -> dict[str, list[str]]:
         """The tokenizer's special cases: text -> the token texts it becomes."""
-        from spacy.attrs import ORTH
-
-        rules = self.nlp.tokenizer.rules or {}
-        return {text: [piece.get(ORTH, piece.get("ORTH", "")) for piece in pieces] for text, pieces in rules.items()}
-
-    def _lemmatise(self, doc: Any) -> None:
-        """Set LEMMA from LOWER through arrays (no Python Token objects: this runs on every candidate)."""
-        from spacy.attrs import LEMMA, LOWER
-
-        if not len(doc):
-            return
-        cache = self._cache
-        lowers = doc.to_array([LOWER])
-        lemmas = lowers.copy()
-        for i, lower in enumerate(lowers.tolist()):
-            lemma = cache.get(lower)
-            if lemma is None:
-                text = self.vocab.strings[lower]
-                lemma = self.vocab.strings.add(self._table.get(text) or fallback_lemma(text))
-                cache[lower] = lemma
-            lemmas[i] = lemma
-        doc.from_array([LEMMA], lemmas.reshape(-1, 1))
+        return dict(self._special)
