@@ -43,7 +43,7 @@ def dedupe(records: list[Record], decisions: pd.DataFrame) -> stages.DedupeOutco
 
 
 @_stage
-def build_studies(records: list[Record], groups: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+def build_studies(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
     return stages.studies_stage(records, groups, codebook)
 
 
@@ -82,7 +82,7 @@ def commit(
 @_stage
 def export(
     workspace: Workspace,
-    corpus: list[Record],
+    corpus: pd.DataFrame,
     studies: pd.DataFrame,
     assignments: pd.DataFrame,
     codebook: Codebook,
@@ -90,7 +90,7 @@ def export(
     duplicates_sheet: pd.DataFrame,
     agreement: dict[str, pd.DataFrame],
 ) -> list[Path]:
-    records_csv = stages.export_records_stage(workspace, corpus)
+    records_csv = stages.export_records_stage(workspace, corpus)  # corpus: the records frame
     exports = stages.export_stage(workspace, studies, assignments, codebook, prisma, duplicates_sheet, agreement)
     return [records_csv, *exports]
 
@@ -116,7 +116,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
 
     deduped = dedupe(corpus, store.dedupe_decisions())
     logger.info("dedupe: %s", deduped.counts)
-    studies = build_studies(corpus, deduped.groups, codebook)
+    studies = build_studies(deduped.records, deduped.groups, codebook)
     coding = code(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
     topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
     suggestions = topic_model.suggestions if topic_model is not None else None
@@ -141,7 +141,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
     commit(store, run, ingested, cleaned, deduped.groups, machine, coding.new_cache)
 
     agreement = stages.agreement_stage(ledger, machine)
-    written = export(ws, corpus, studies, assignments, codebook, prisma, deduped.sheet, agreement)
+    written = export(ws, deduped.records, studies, assignments, codebook, prisma, deduped.sheet, agreement)
     if topic_model is not None:
         written += stages.write_topics_stage(ws, topic_model)
     stages.write_run_summary(ws, run, store)

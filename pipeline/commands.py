@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline.errors import ReviewError
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write
-from pipeline.records import Record
+from pipeline.records import Record, records_to_frame
 from pipeline.codebook import Codebook
 from pipeline.store import Store, open_store
 from pipeline.workspace import Workspace, load_workspace
@@ -142,7 +142,7 @@ def load_state(root: Path) -> WorkspaceState:
     records = list(store.iter_records())
     machine = store.table_frame(assignments_table).drop(columns="run_id")
     ledger = ledger_frame(store)
-    studies = stages.studies_stage(records, groups, codebook)
+    studies = stages.studies_stage(records_to_frame(records), groups, codebook)
     final = stages.final_assignments(machine, ledger, groups)
     return WorkspaceState(workspace, codebook, store, records, studies, machine, ledger, final)
 
@@ -202,8 +202,12 @@ def workspace_status(root: Path) -> dict[str, Any]:
     from pipeline.agreement import agreement_report, summary_lines
     from pipeline.ledger import review_status
 
-    workspace = load_workspace(root)
-    store = open_store(workspace.store_url)
+    try:
+        state: WorkspaceState | None = load_state(root)
+    except ReviewError:  # no run yet: only the raw counts
+        state = None
+    workspace = state.workspace if state else load_workspace(root)
+    store = state.store if state else open_store(workspace.store_url)
     inputs, runs = store.inputs(), store.runs()
     counts: dict[str, Any] = {
         "input files and payloads": len(inputs),
@@ -211,10 +215,6 @@ def workspace_status(root: Path) -> dict[str, Any]:
         "records in store": store.count_records(),
     }
     agreement: list[str] = []
-    try:
-        state = load_state(root)
-    except ReviewError:
-        state = None
     if state is not None:
         decisions = review_status(state.ledger, state.machine)
         counts |= {

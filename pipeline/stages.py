@@ -114,10 +114,10 @@ def sorted_records(records: Iterable[Record]) -> list[Record]:
     return sorted(records, key=lambda r: (r.source_file, r.position, r.record_id))
 
 
-def export_records_stage(workspace: Workspace, records: list[Record]) -> Path:
-    """outputs/records.csv: the cleaned corpus, one row per record, with its flags."""
+def export_records_stage(workspace: Workspace, records: pd.DataFrame) -> Path:
+    """outputs/records.csv: the cleaned corpus (the frame dedupe built), one row per record, with its flags."""
     path = workspace.outputs_dir / "records.csv"
-    write_csv(records_to_frame(sorted_records(records)), path)
+    write_csv(records, path)
     return path
 
 
@@ -144,6 +144,7 @@ class DedupeOutcome:
     groups: pd.DataFrame
     sheet: pd.DataFrame
     counts: dict[str, int]
+    records: pd.DataFrame  # the corpus as a frame, built once and reused for the studies
 
 
 def dedupe_stage(records: list[Record], decisions: pd.DataFrame | None) -> DedupeOutcome:
@@ -155,13 +156,14 @@ def dedupe_stage(records: list[Record], decisions: pd.DataFrame | None) -> Dedup
     n_groups = int(groups["duplicate_group"].nunique()) if len(groups) else 0
     counts = {"records": len(frame), "studies": n_groups, "duplicates_removed": len(frame) - n_groups}
     log.info("dedupe: %d records -> %d studies", len(frame), n_groups)
-    return DedupeOutcome(groups=groups.reset_index(drop=True), sheet=sheet, counts=counts)
+    return DedupeOutcome(groups=groups.reset_index(drop=True), sheet=sheet, counts=counts, records=frame)
 
 
-def studies_stage(records: list[Record], groups: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+def studies_stage(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+    """`records` is the corpus frame (records_to_frame), e.g. DedupeOutcome.records."""
     from pipeline.studies import build_studies
 
-    return build_studies(records_to_frame(sorted_records(records)), groups, lenses=codebook.lenses or None)
+    return build_studies(records, groups, lenses=codebook.lenses or None)
 
 
 @dataclass

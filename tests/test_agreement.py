@@ -7,7 +7,6 @@ import csv
 import math
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pipeline.agreement import (
@@ -20,17 +19,12 @@ from pipeline.agreement import (
     percent_agreement,
     summary_lines,
 )
-from pipeline.codebook import load_codebook
 from pipeline.ledger import in_force, ledger_frame
 from pipeline.reconcile import reconcile, write_reconciliation_sheet
 from pipeline.sheets import SHEET_COLUMNS, export_sheet, import_sheet
 from pipeline.store import open_store
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data" / "sheets"
-CODEBOOK = load_codebook(REPO / "codebook" / "school_to_school.yaml")
-ASSIGNMENTS = pd.read_csv(DATA / "assignments.csv", dtype=str, keep_default_na=False).astype({"confidence": float})
-STUDIES = pd.read_csv(DATA / "studies.csv", dtype=str, keep_default_na=False)
+from tests.support.sheets_data import ASSIGNMENTS, CODEBOOK, STUDIES
 
 
 @pytest.fixture

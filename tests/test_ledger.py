@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.assign import assign, assignment_id
-from pipeline.codebook import load_codebook
 from pipeline.ledger import (
     LEDGER_COLUMNS,
     append_decisions,
@@ -27,11 +26,7 @@ from pipeline.ledger import (
 from pipeline.sheets import SHEET_COLUMNS, export_sheet, import_sheet
 from pipeline.store import open_store
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data" / "sheets"
-CODEBOOK = load_codebook(REPO / "codebook" / "school_to_school.yaml")
-ASSIGNMENTS = pd.read_csv(DATA / "assignments.csv", dtype=str, keep_default_na=False).astype({"confidence": float})
-STUDIES = pd.read_csv(DATA / "studies.csv", dtype=str, keep_default_na=False)
+from tests.support.sheets_data import ASSIGNMENTS, CODEBOOK, STUDIES
 
 
 @pytest.fixture

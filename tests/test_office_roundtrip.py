@@ -14,20 +14,15 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from pipeline.codebook import load_codebook
 from pipeline.ledger import ledger_frame
 from pipeline.sheets import export_sheet, import_sheet
 from pipeline.store import open_store
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data" / "sheets"
+from tests.support.sheets_data import ASSIGNMENTS, CODEBOOK, REPO, STUDIES
+
 INSTALL_SCRIPT = REPO / "scripts" / "install-test-packages.sh"
-CODEBOOK = load_codebook(REPO / "codebook" / "school_to_school.yaml")
-ASSIGNMENTS = pd.read_csv(DATA / "assignments.csv", dtype=str, keep_default_na=False).astype({"confidence": float})
-STUDIES = pd.read_csv(DATA / "studies.csv", dtype=str, keep_default_na=False)
 CSV_UTF8 = "CSV:44,34,76,1"  # ',' delimited, '"' quoted, UTF-8 (76), from line 1
 SEMICOLON_UTF8 = "csv:Text - txt - csv (StarCalc):59,34,76,1"  # European Excel style: ';' as delimiter
 
