@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from pipeline import stages
@@ -14,6 +14,8 @@ from pipeline.assign import assign
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.ledger import ledger_frame
 from pipeline.records import Record
+from pipeline.progress import stage_progress
+from pipeline.runner import describe_runner, frame_batches, task_runner_for
 from pipeline.store import RunRecord, Store, open_store
 from pipeline.workspace import Workspace, load_workspace
 
@@ -48,8 +50,22 @@ def build_studies(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codeboo
 
 
 @_stage
-def code(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> stages.CodingOutcome:
-    return stages.code_stage(studies, codebook, cached)
+def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+    return stages.code_batch(studies, codebook)
+
+
+def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int) -> stages.CodingOutcome:
+    """Rule coding mapped over batches of the studies not in the coding cache (the CPU-heavy stage)."""
+    plan = stages.plan_coding(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
+    batches = frame_batches(plan.todo[list(stages.CODING_COLUMNS)], batch_size)
+    futures = code_batch.map(batches, unmapped(codebook))
+    fresh = []
+    with stage_progress("code", len(plan.todo)) as advance:
+        for batch, future in zip(batches, futures, strict=True):  # in order: the runner cannot reorder hits
+            fresh.append(future.result())
+            advance(len(batch))
+    hits = pd.concat(fresh, ignore_index=True) if fresh else stages.code_batch(plan.todo, codebook)
+    return stages.finish_coding(studies, plan, hits)
 
 
 @_stage
@@ -97,7 +113,18 @@ def export(
 
 @flow(name="review", log_prints=False)
 def review(workspace: str = ".") -> dict[str, Any]:
-    """Run the whole review on a workspace folder; returns the run's counts per stage."""
+    """Run the whole review on a workspace folder; returns the run's counts per stage.
+
+    The task runner comes from review.yaml (`runner`), so scheduled runs, work-pool workers and `review run`
+    all honour it: with Dask the work runs as a subflow on a DaskTaskRunner.
+    """
+    runner = task_runner_for(load_workspace(workspace).config.runner)
+    if runner is None:
+        return _review_body(workspace)
+    return _review_on_dask.with_options(task_runner=runner)(workspace=workspace)
+
+
+def _review_body(workspace: str) -> dict[str, Any]:
     logger = get_run_logger()
     ws = load_workspace(workspace)
     codebook = load_codebook(ws.codebook_path)  # a codebook with errors stops the run before any work
@@ -105,6 +132,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
     run = stages.start_run()
     files = ws.input_files()
     logger.info("workspace %r: %d input file(s), codebook %s", ws.config.name, len(files), ws.codebook_path.name)
+    logger.info("heavy tasks run on %s, in batches of %d", describe_runner(ws.config.runner), ws.config.batch_size)
 
     harvested = harvest(ws, store)
     from_files = ingest(files, store.known_input_hashes())
@@ -117,7 +145,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
     deduped = dedupe(corpus, store.dedupe_decisions())
     logger.info("dedupe: %s", deduped.counts)
     studies = build_studies(deduped.records, deduped.groups, codebook)
-    coding = code(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
+    coding = code(studies, codebook, store, ws.config.batch_size)
     topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
     suggestions = topic_model.suggestions if topic_model is not None else None
     ledger = ledger_frame(store)
@@ -127,6 +155,7 @@ def review(workspace: str = ".") -> dict[str, Any]:
 
     run.inputs = [{"path": e.path, "sha256": e.sha256, "records": e.n_records} for e in ingested.new_inputs]
     run.counts = {
+        "run": {"runner": describe_runner(ws.config.runner), "batch_size": ws.config.batch_size},
         "harvest": {"records_new": len(harvested.records), "payloads": len(harvested.new_inputs)},
         "ingest": from_files.counts(),
         "clean": {"records_cleaned": len(cleaned)},
@@ -148,6 +177,15 @@ def review(workspace: str = ".") -> dict[str, Any]:
     stages.write_changes_report(ws, changes)
     logger.info("wrote %d output file(s) into %s", len(written) + 1, ws.outputs_dir)
     return run.counts
+
+
+@flow(name="review-on-dask", log_prints=False)
+def _review_on_dask(workspace: str) -> dict[str, Any]:
+    return _review_body(workspace)
+
+
+def run_review(workspace: str | Path = ".") -> dict[str, Any]:
+    return review(workspace=str(Path(workspace).resolve()))
 
 
 def _topic_counts(result: Any) -> dict[str, Any]:

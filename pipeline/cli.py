@@ -76,11 +76,11 @@ def run(workspace: WorkspaceOption = Path(".")) -> None:
     load_workspace(workspace)  # validate before paying for Prefect's start-up
     _offline_environment(workspace)
     logging.getLogger("pipeline").setLevel(logging.INFO)
-    from flows.review import review
+    from flows.review import run_review
 
     _quiet_user_errors_in_prefect_logs()
 
-    counts = review(workspace=str(workspace.resolve()))
+    counts = run_review(workspace)
     _print_counts(counts)
 
 

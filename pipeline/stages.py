@@ -7,7 +7,9 @@ so a run that dies half-way leaves the store as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -178,44 +180,109 @@ class CodingOutcome:
 
 def code_stage(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str] | None = None) -> CodingOutcome:
     """Code the studies; a study whose text and codebook are unchanged reuses its cached hits."""
-    from pipeline.rules import HIT_COLUMNS, code_studies
+    plan = plan_coding(studies, codebook, cached or {})
+    return finish_coding(studies, plan, code_batch(plan.todo, codebook))
 
-    cached = cached or {}
+
+CODING_COLUMNS = ("study_id", "title", "abstract", "flags")  # what the rules read of a study
+
+
+@dataclass
+class CodingPlan:
+    """Which studies the rules must read (the others' hits come from the cache)."""
+
+    keys: list[str]  # cache key per study, in the studies' order
+    cached: dict[str, str]  # cache key -> hits JSON, for the keys found
+    todo: pd.DataFrame  # the studies to code now
+
+
+def plan_coding(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> CodingPlan:
     keys = coding_cache_keys(studies, codebook)
     todo = studies[[key not in cached for key in keys]]
-    fresh = code_studies(todo, codebook, id_column="study_id") if len(todo) else pd.DataFrame(columns=HIT_COLUMNS)
-    new_cache = {
-        key: _hits_json(fresh[fresh["id"] == study_id])
-        for key, study_id in zip(keys, studies["study_id"])
-        if key not in cached
-    }
-    reused = [_hits_frame(cached[key], study_id) for key, study_id in zip(keys, studies["study_id"]) if key in cached]
-    hits = pd.concat([fresh, *reused], ignore_index=True) if reused else fresh
+    return CodingPlan(keys=keys, cached=cached, todo=todo)
+
+
+def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+    """Rule hits for one batch of studies: pure, so any runner (threads, Dask workers) may run it."""
+    from pipeline.rules import code_studies
+
+    if not len(studies):
+        return _empty_hits()
+    with _ENGINE_LOCK:  # one engine per process; threads of the default runner take turns
+        return code_studies(studies, codebook, id_column="study_id", engine=_engine_for(codebook))
+
+
+def finish_coding(studies: pd.DataFrame, plan: CodingPlan, fresh: pd.DataFrame) -> CodingOutcome:
+    """Put the fresh hits and the cached ones together; `fresh` holds the hits of `plan.todo`."""
+    from pipeline.rules import HIT_COLUMNS
+
+    new_cache = _cache_entries(plan, fresh)
+    reused = _cached_hits_frame(
+        [(plan.cached[key], study_id) for key, study_id in zip(plan.keys, studies["study_id"]) if key in plan.cached]
+    )
+    hits = pd.concat([fresh, reused], ignore_index=True) if len(reused) else fresh
     set_aside = code_stage_reasons(studies)
+    n_reused = len(studies) - len(plan.todo)
     log.info("code: rules ran on %d of %d studies (%d from cache); %d hits; set aside %s",
-             len(todo), len(studies), len(reused), len(hits), set_aside or "none")
-    return CodingOutcome(hits=hits[HIT_COLUMNS], set_aside=set_aside, new_cache=new_cache, coded_now=len(todo))
+             len(plan.todo), len(studies), n_reused, len(hits), set_aside or "none")
+    return CodingOutcome(hits=hits[HIT_COLUMNS], set_aside=set_aside, new_cache=new_cache, coded_now=len(plan.todo))
 
 
 def coding_cache_keys(studies: pd.DataFrame, codebook: Codebook) -> list[str]:
     # The codebook's full repr (every code, rule and cue) is deterministic: any edit changes the key.
-    salt = f"{__version__}\x1f{hashlib.sha256(repr(codebook).encode('utf-8')).hexdigest()}"
+    salt = f"{__version__}\x1f{codebook_fingerprint(codebook)}"
     return [
         hashlib.sha256("\x1f".join((salt, str(t or ""), str(a or ""), str(f or ""))).encode("utf-8")).hexdigest()
         for t, a, f in zip(studies["title"], studies["abstract"], studies["flags"])
     ]
 
 
-def _hits_json(hits: pd.DataFrame) -> str:
-    return hits.drop(columns="id").to_json(orient="records", force_ascii=False, double_precision=15)
+def codebook_fingerprint(codebook: Codebook) -> str:
+    return hashlib.sha256(repr(codebook).encode("utf-8")).hexdigest()
 
 
-def _hits_frame(payload: str, study_id: str) -> pd.DataFrame:
-    import io
+_ENGINE_LOCK = threading.Lock()
+_ENGINES: dict[str, Any] = {}  # codebook fingerprint -> compiled rule engine, one per process (each Dask worker)
 
-    frame = pd.read_json(io.StringIO(payload), orient="records", dtype=False)
-    frame.insert(0, "id", study_id)
-    return frame
+
+def _engine_for(codebook: Codebook) -> Any:
+    from pipeline.rules import build_engine
+
+    fingerprint = codebook_fingerprint(codebook)
+    if fingerprint not in _ENGINES:
+        _ENGINES.clear()
+        _ENGINES[fingerprint] = build_engine(codebook)
+    return _ENGINES[fingerprint]
+
+
+def _empty_hits() -> pd.DataFrame:
+    from pipeline.rules import HIT_COLUMNS
+
+    return _typed_hits(pd.DataFrame(columns=HIT_COLUMNS))
+
+
+def _typed_hits(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({"start": "int64", "end": "int64", "n_sentences": "int64", "confidence": "float64"})
+
+
+def _cache_entries(plan: CodingPlan, fresh: pd.DataFrame) -> dict[str, str]:
+    """Cache key -> the study's hits as JSON (an empty list for a study without hits)."""
+    rows_by_study: dict[str, list[dict[str, Any]]] = {}
+    for row in fresh.to_dict("records"):
+        rows_by_study.setdefault(str(row.pop("id")), []).append(row)
+    todo_keys = [key for key in plan.keys if key not in plan.cached]
+    return {
+        key: json.dumps(rows_by_study.get(str(study_id), []), ensure_ascii=False)
+        for key, study_id in zip(todo_keys, plan.todo["study_id"])
+    }
+
+
+def _cached_hits_frame(entries: list[tuple[str, str]]) -> pd.DataFrame:
+    """One frame from many cached hits payloads (decoded once each; one frame built, not one per study)."""
+    from pipeline.rules import HIT_COLUMNS
+
+    rows = [{"id": study_id, **hit} for payload, study_id in entries for hit in json.loads(payload)]
+    return _typed_hits(pd.DataFrame(rows, columns=HIT_COLUMNS)) if rows else _empty_hits()
 
 
 def code_stage_reasons(studies: pd.DataFrame) -> dict[str, int]:

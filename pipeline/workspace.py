@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError, ReviewError
 
@@ -53,6 +53,21 @@ class TopicSettings(_Strict):
     min_topic_size: int = Field(default=5, gt=1)
 
 
+class RunnerSettings(_Strict):
+    """Where the flow's mapped tasks run: Prefect's default runner, a local Dask cluster, or a remote one."""
+
+    kind: Literal["default", "dask"] = "default"
+    address: str | None = Field(default=None, description="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    workers: int = Field(default=2, gt=0, description="local Dask cluster: worker processes")
+    threads_per_worker: int = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> "RunnerSettings":
+        if self.address and self.kind != "dask":
+            raise ValueError("address is a Dask scheduler's: set kind: dask too")
+        return self
+
+
 class ReviewConfig(_Strict):
     """The schema of review.yaml."""
 
@@ -66,6 +81,8 @@ class ReviewConfig(_Strict):
     schedule: str = "0 6 * * 1"
     topics: TopicSettings = Field(default_factory=TopicSettings)
     seed: int = 42
+    batch_size: int = Field(default=5000, gt=0, description="records per batch: bounds memory and is the unit of work")
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
 
 
 @dataclass(frozen=True)

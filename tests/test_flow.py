@@ -84,3 +84,39 @@ def test_reviewer_decisions_survive_a_rerun(prefect_harness: None, workspace: Pa
     with open(workspace / "outputs" / "evidence_matrix_long.csv", encoding="utf-8-sig", newline="") as handle:
         long_rows = list(csv.DictReader(handle))
     assert any(row.get("decided_by") == "ana" for row in long_rows)
+
+
+def _workspace_with_exports(root: Path, workspace: Path, runner: str) -> Path:
+    """The seeds plus two real exports, in batches of 4 so the coding is mapped over many batches."""
+    import shutil
+
+    target = root / runner
+    shutil.copytree(workspace, target)
+    exports = target / "corpus" / "files" / "exports"
+    exports.mkdir()
+    for name in ("asreview_ris_issue_992_rayyan.txt", "asreview_embase.ris"):
+        shutil.copyfile(Path(__file__).parent / "data" / "ingest_tagged" / name, exports / name)
+    config = target / "review.yaml"
+    extra = "\nbatch_size: 4\n" + ("runner:\n  kind: dask\n  workers: 2\n" if runner == "dask" else "")
+    config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return target
+
+
+def test_dask_local_cluster_gives_the_same_results(prefect_harness: None, workspace: Path, tmp_path: Path) -> None:
+    """Issue 9: the same flow on Prefect's default runner and on a Dask LocalCluster: identical outputs."""
+    from flows.review import review
+
+    outputs = {}
+    for runner in ("default", "dask"):
+        target = _workspace_with_exports(tmp_path, workspace, runner)
+        counts = review(workspace=str(target))
+        assert counts["code"]["rules_ran_on"] > 8  # more than two batches of 4 were mapped
+        assert counts["run"]["runner"].startswith("a local Dask cluster" if runner == "dask" else "Prefect's default")
+        outputs[runner] = {
+            p.name: p.read_bytes()
+            for p in (target / "outputs").iterdir()
+            if p.is_file() and p.name not in {"run_summary.json", "changes.json"}
+        }
+    assert sorted(outputs["dask"]) == sorted(outputs["default"])
+    differing = [name for name in outputs["default"] if outputs["default"][name] != outputs["dask"][name]]
+    assert differing == []
