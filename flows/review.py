@@ -1,7 +1,15 @@
-"""The `review` flow: ingest -> clean -> dedupe -> code -> assign -> commit -> exports, on one workspace."""
+"""The `review` flow: harvest -> ingest -> clean -> dedupe -> studies -> code -> topics -> assign -> commit -> exports.
+
+Records stream through ingest and clean in batches (review.yaml `batch_size`) and are staged in the store
+batch by batch; the corpus-wide steps read compact projections from the store; cleaning, study building
+and rule coding are mapped over batches, so the same flow runs on Prefect's default runner or on Dask
+(review.yaml `runner`) with the same results. The run becomes visible in one final commit: a run that dies
+leaves the store as it was.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +19,20 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline import stages
 from pipeline.assign import assign
+from pipeline.batches import IngestBatch, IngestTotals, clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.ledger import ledger_frame
-from pipeline.records import Record
+from pipeline.metrics import StageMeter
 from pipeline.progress import stage_progress
-from pipeline.runner import describe_runner, frame_batches, task_runner_for
+from pipeline.records import Record
+from pipeline.runner import describe_runner, frame_batches, group_batches, task_runner_for
 from pipeline.store import RunRecord, Store, open_store
 from pipeline.workspace import Workspace, load_workspace
 
 # Records move between tasks in memory; hashing them for Prefect's default cache key would cost more
 # than the stage itself, and Prefect cannot see changes inside pipeline/ anyway.
 _stage = task(cache_policy=NO_CACHE, log_prints=False)
+IN_FLIGHT_PER_WORKER = 2  # batches submitted ahead of the one being stored: workers stay busy, memory bounded
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[30, 120])
@@ -30,18 +41,8 @@ def harvest(workspace: Workspace, store: Store) -> stages.IngestResult:
 
 
 @_stage
-def ingest(paths: list[Path], known_hashes: set[str]) -> stages.IngestResult:
-    return stages.ingest_stage(paths, known_hashes)
-
-
-@_stage
-def clean(new_records: list[Record], existing: list[Record]) -> list[Record]:
-    return stages.clean_stage(new_records, existing)
-
-
-@_stage
-def dedupe(records: list[Record], decisions: pd.DataFrame) -> stages.DedupeOutcome:
-    return stages.dedupe_stage(records, decisions)
+def clean(records: list[Record]) -> list[Record]:
+    return clean_batch(records)
 
 
 @_stage
@@ -52,6 +53,59 @@ def build_studies(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codeboo
 @_stage
 def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
     return stages.code_batch(studies, codebook)
+
+
+@_stage
+def topics(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
+    return stages.topics_stage(studies, codebook, workspace)
+
+
+# --- the mapped stages --------------------------------------------------------------------------------
+
+
+def ingest_and_clean(store: Store, run: RunRecord, ws: Workspace, harvested: stages.IngestResult) -> IngestTotals:
+    """Stream the new files in batches: read (here), clean (mapped), stage into the store (here, in order)."""
+    totals = IngestTotals()
+    window: deque[tuple[IngestBatch, Any]] = deque()
+    limit = IN_FLIGHT_PER_WORKER * ws.config.runner.workers
+    with stage_progress("ingest", None) as advance:
+        if harvested.records:
+            batch = IngestBatch(harvested.records, harvested.record_input, harvested.new_inputs)
+            window.append((batch, clean.submit(batch.records)))
+        for batch in iter_ingest_batches(ws.input_files(), store.known_input_hashes(), ws.config.batch_size):
+            window.append((batch, clean.submit(batch.records)))
+            while len(window) >= limit:
+                advance(_stage_oldest(store, run, window, totals))
+        while window:
+            advance(_stage_oldest(store, run, window, totals))
+    return totals
+
+
+def _stage_oldest(store: Store, run: RunRecord, window: deque[tuple[IngestBatch, Any]], totals: IngestTotals) -> int:
+    batch, future = window.popleft()
+    cleaned = future.result()
+    store.stage_records(run.run_id, cleaned, batch.record_input)
+    store.stage_inputs(run.run_id, batch.new_inputs)
+    totals.add(batch)
+    return len(cleaned)
+
+
+def studies_in_batches(corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook, batch_size: int) -> pd.DataFrame:
+    """Build the studies group batch by group batch (mapped; no group is split), in study_id order."""
+    batches = group_batches(groups, batch_size)
+    positions = pd.Series(range(len(corpus)), index=corpus["record_id"].tolist())
+    futures = [
+        build_studies.submit(corpus.iloc[sorted(positions[batch["record_id"]].tolist())], batch, codebook)
+        for batch in batches
+    ]
+    built = []
+    with stage_progress("studies", len(groups)) as advance:
+        for batch, future in zip(batches, futures, strict=True):
+            built.append(future.result())
+            advance(len(batch))
+    if not built:
+        return stages.studies_stage(corpus.iloc[:0], groups, codebook)
+    return pd.concat(built, ignore_index=True).sort_values("study_id", kind="stable").reset_index(drop=True)
 
 
 def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int) -> stages.CodingOutcome:
@@ -68,47 +122,7 @@ def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: in
     return stages.finish_coding(studies, plan, hits)
 
 
-@_stage
-def topics(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
-    return stages.topics_stage(studies, codebook, workspace)
-
-
-@_stage
-def assign_codes(
-    hits: pd.DataFrame, suggestions: pd.DataFrame | None, ledger: pd.DataFrame, groups: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(machine assignments, final assignments): reviewers' decisions apply on top of the machine's codes."""
-    machine = assign(hits, suggestions)
-    return machine, stages.final_assignments(machine, ledger, groups)
-
-
-@_stage
-def commit(
-    store: Store,
-    run: RunRecord,
-    ingested: stages.IngestResult,
-    cleaned: list[Record],
-    groups: pd.DataFrame,
-    assignments: pd.DataFrame,
-    coding_cache: dict[str, str],
-) -> None:
-    stages.commit_stage(store, run, ingested, cleaned, groups, assignments, coding_cache)
-
-
-@_stage
-def export(
-    workspace: Workspace,
-    corpus: pd.DataFrame,
-    studies: pd.DataFrame,
-    assignments: pd.DataFrame,
-    codebook: Codebook,
-    prisma: dict[str, Any],
-    duplicates_sheet: pd.DataFrame,
-    agreement: dict[str, pd.DataFrame],
-) -> list[Path]:
-    records_csv = stages.export_records_stage(workspace, corpus)  # corpus: the records frame
-    exports = stages.export_stage(workspace, studies, assignments, codebook, prisma, duplicates_sheet, agreement)
-    return [records_csv, *exports]
+# --- the flow -----------------------------------------------------------------------------------------
 
 
 @flow(name="review", log_prints=False)
@@ -124,61 +138,6 @@ def review(workspace: str = ".") -> dict[str, Any]:
     return _review_on_dask.with_options(task_runner=runner)(workspace=workspace)
 
 
-def _review_body(workspace: str) -> dict[str, Any]:
-    logger = get_run_logger()
-    ws = load_workspace(workspace)
-    codebook = load_codebook(ws.codebook_path)  # a codebook with errors stops the run before any work
-    store = open_store(ws.store_url)
-    run = stages.start_run()
-    files = ws.input_files()
-    logger.info("workspace %r: %d input file(s), codebook %s", ws.config.name, len(files), ws.codebook_path.name)
-    logger.info("heavy tasks run on %s, in batches of %d", describe_runner(ws.config.runner), ws.config.batch_size)
-
-    harvested = harvest(ws, store)
-    from_files = ingest(files, store.known_input_hashes())
-    ingested = stages.merge_ingests(from_files, harvested)
-    logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), from_files.counts())
-    existing = list(store.iter_records())
-    cleaned = clean(ingested.records, existing)
-    corpus = existing + cleaned
-
-    deduped = dedupe(corpus, store.dedupe_decisions())
-    logger.info("dedupe: %s", deduped.counts)
-    studies = build_studies(deduped.records, deduped.groups, codebook)
-    coding = code(studies, codebook, store, ws.config.batch_size)
-    topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
-    suggestions = topic_model.suggestions if topic_model is not None else None
-    ledger = ledger_frame(store)
-    machine, assignments = assign_codes(coding.hits, suggestions, ledger, deduped.groups)
-    prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
-    logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
-
-    run.inputs = [{"path": e.path, "sha256": e.sha256, "records": e.n_records} for e in ingested.new_inputs]
-    run.counts = {
-        "run": {"runner": describe_runner(ws.config.runner), "batch_size": ws.config.batch_size},
-        "harvest": {"records_new": len(harvested.records), "payloads": len(harvested.new_inputs)},
-        "ingest": from_files.counts(),
-        "clean": {"records_cleaned": len(cleaned)},
-        "dedupe": deduped.counts,
-        "code": {"studies": len(studies), "assignments": len(assignments), "studies_coded": prisma["included"]},
-        "topics": _topic_counts(topic_model),
-    }
-    previous = stages.previous_state(store)
-    changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=len(ingested.records))
-    run.counts["changes"] = changes["counts"]
-    run.counts["code"]["rules_ran_on"] = coding.coded_now
-    commit(store, run, ingested, cleaned, deduped.groups, machine, coding.new_cache)
-
-    agreement = stages.agreement_stage(ledger, machine)
-    written = export(ws, deduped.records, studies, assignments, codebook, prisma, deduped.sheet, agreement)
-    if topic_model is not None:
-        written += stages.write_topics_stage(ws, topic_model)
-    stages.write_run_summary(ws, run, store)
-    stages.write_changes_report(ws, changes)
-    logger.info("wrote %d output file(s) into %s", len(written) + 1, ws.outputs_dir)
-    return run.counts
-
-
 @flow(name="review-on-dask", log_prints=False)
 def _review_on_dask(workspace: str) -> dict[str, Any]:
     return _review_body(workspace)
@@ -186,6 +145,82 @@ def _review_on_dask(workspace: str) -> dict[str, Any]:
 
 def run_review(workspace: str | Path = ".") -> dict[str, Any]:
     return review(workspace=str(Path(workspace).resolve()))
+
+
+def _review_body(workspace: str) -> dict[str, Any]:
+    logger = get_run_logger()
+    ws = load_workspace(workspace)
+    codebook = load_codebook(ws.codebook_path)  # a codebook with errors stops the run before any work
+    store = open_store(ws.store_url)
+    run = stages.start_run()
+    meter = StageMeter()
+    logger.info("workspace %r: %d input file(s), codebook %s", ws.config.name, len(ws.input_files()), ws.codebook_path.name)
+    logger.info("heavy tasks run on %s, in batches of %d", describe_runner(ws.config.runner), ws.config.batch_size)
+    store.begin_run(run)
+
+    with meter.stage("harvest") as stage:
+        harvested = harvest(ws, store)
+        stage.records = len(harvested.records)
+    with meter.stage("ingest+clean") as stage:
+        ingested = ingest_and_clean(store, run, ws, harvested)
+        flag_truncated_prefixes_in_store(store, run.run_id)
+        stage.records = ingested.records_new
+    logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), ingested.counts())
+
+    with meter.stage("dedupe") as stage:
+        corpus = stages.corpus_frame(store, run.run_id)
+        deduped = stages.dedupe_stage(corpus, store.dedupe_decisions())
+        stage.records = len(corpus)
+    logger.info("dedupe: %s", deduped.counts)
+    with meter.stage("studies", records=len(corpus)):
+        studies = studies_in_batches(corpus, deduped.groups, codebook, ws.config.batch_size)
+    with meter.stage("code", records=len(studies)):
+        coding = code(studies, codebook, store, ws.config.batch_size)
+    with meter.stage("topics", records=len(studies)):
+        topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
+    with meter.stage("assign", records=len(coding.hits)):
+        ledger = ledger_frame(store)
+        machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
+        assignments = stages.final_assignments(machine, ledger, deduped.groups)
+        prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
+    logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
+
+    new_inputs = ingested.new_inputs
+    run.inputs = [{"path": e.path, "sha256": e.sha256, "records": e.n_records} for e in new_inputs]
+    run.counts = {
+        "run": {"runner": describe_runner(ws.config.runner), "batch_size": ws.config.batch_size},
+        "harvest": {"records_new": len(harvested.records), "payloads": len(harvested.new_inputs)},
+        "ingest": _file_counts(ingested, harvested),
+        "clean": {"records_cleaned": ingested.records_new},
+        "dedupe": deduped.counts,
+        "code": {"studies": len(studies), "assignments": len(assignments), "studies_coded": prisma["included"]},
+        "topics": _topic_counts(topic_model),
+    }
+    with meter.stage("commit", records=ingested.records_new):
+        previous = stages.previous_state(store)
+        changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=ingested.records_new)
+        run.counts["changes"] = changes["counts"]
+        run.counts["code"]["rules_ran_on"] = coding.coded_now
+        store.commit_run(run, groups=deduped.groups, assignments=machine, coding_cache=coding.new_cache)
+
+    with meter.stage("export", records=len(studies)):
+        agreement = stages.agreement_stage(ledger, machine)
+        written = [stages.export_records_stage(ws, corpus)]
+        written += stages.export_stage(ws, studies, assignments, codebook, prisma, deduped.sheet, agreement)
+        if topic_model is not None:
+            written += stages.write_topics_stage(ws, topic_model)
+        stages.write_changes_report(ws, changes)
+    stages.write_run_summary(ws, run, store, meter.table())
+    logger.info("wrote %d output file(s) into %s", len(written) + 2, ws.outputs_dir)
+    return run.counts
+
+
+def _file_counts(ingested: IngestTotals, harvested: stages.IngestResult) -> dict[str, int]:
+    """Counts of the files read (harvest payloads are counted under harvest)."""
+    counts = ingested.counts()
+    counts["files_new"] -= len(harvested.new_inputs)
+    counts["records_new"] -= len(harvested.records)
+    return counts
 
 
 def _topic_counts(result: Any) -> dict[str, Any]:

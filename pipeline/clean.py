@@ -876,19 +876,33 @@ def _head_key(abstract: str, min_chars: int) -> str:
     return head[:min_chars]
 
 
+def prefix_head(abstract: str, min_chars: int = MIN_PREFIX_CHARS) -> str | None:
+    """The key `flag_truncated_prefixes` groups abstracts by: their first `min_chars` letters and digits,
+    case-folded; None when the abstract has fewer (it is then never matched as a prefix, nor extended).
+
+    Two abstracts can only be prefix and extension when their heads are equal, so a store keeps this
+    key in an indexed column and compares full texts only within a head (`pipeline.batches`).
+    """
+    head = _head_key(abstract, min_chars)
+    return head if len(head) == min_chars else None
+
+
 def flag_truncated_prefixes(records: Sequence[Record], *, min_chars: int = MIN_PREFIX_CHARS) -> int:
     """Flag (in place) each record whose abstract is a strict prefix of another record's abstract:
-    `truncated` and `prefix_of:<id of the longest such record>`. Returns how many were flagged.
+    `truncated` and `prefix_of:<id of the longest such record>` (of equally long ones, the first in
+    `records`). Returns how many were flagged.
 
     A prefix keeps at least `min_chars` letters and digits, so abstracts are first grouped by their
-    first `min_chars` (cheap, from the start of the text only); only groups of two or more get full
-    keys, which a sort then orders so that every key sits just before the keys it is a prefix of:
-    O(n log n) overall, no pairwise comparison, and most abstracts are never normalised in full.
+    first `min_chars` (`prefix_head`: cheap, from the start of the text only); only groups of two or
+    more get full keys, which a sort then orders so that every key sits just before the keys it is a
+    prefix of: O(n log n) overall, no pairwise comparison, and most abstracts are never normalised in
+    full. Groups are independent: flagging any sub-list that holds whole groups, in the same relative
+    order, flags those records exactly as the whole list does (what the bounded-memory pass relies on).
     """
     groups: dict[str, list[int]] = {}
     for index, record in enumerate(records):
-        head = _head_key(record.abstract, min_chars)
-        if len(head) == min_chars:
+        head = prefix_head(record.abstract, min_chars)
+        if head is not None:
             groups.setdefault(head, []).append(index)
     flagged = 0
     for members in groups.values():
@@ -938,4 +952,5 @@ __all__ = [
     "flag_truncated_prefixes",
     "language_flags",
     "load_boilerplate",
+    "prefix_head",
 ]

@@ -54,3 +54,19 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def frame_batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     """Consecutive row slices of at most `size` rows (an empty frame gives no batch)."""
     return [frame.iloc[start : start + size] for start in range(0, len(frame), size)]
+
+
+def group_batches(groups: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """Rows of the dedupe result (record_id, duplicate_group, ...) cut into batches of about `size` records,
+    in duplicate_group order, never splitting a group (a group larger than `size` is a batch of its own)."""
+    if not len(groups):
+        return []
+    ordered = groups.sort_values(["duplicate_group", "record_id"], kind="stable").reset_index(drop=True)
+    starts = ordered["duplicate_group"].ne(ordered["duplicate_group"].shift()).to_numpy().nonzero()[0].tolist()
+    cuts, batch_start = [], 0
+    for group_start in starts[1:]:
+        if group_start - batch_start >= size:
+            cuts.append(group_start)
+            batch_start = group_start
+    bounds = [0, *cuts, len(ordered)]
+    return [ordered.iloc[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]

@@ -22,7 +22,7 @@ from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import write_csv, write_json
-from pipeline.records import Record, make_record_id, records_to_frame
+from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
 from pipeline.workspace import Workspace
 
@@ -123,9 +123,12 @@ def export_records_stage(workspace: Workspace, records: pd.DataFrame) -> Path:
     return path
 
 
-def write_run_summary(workspace: Workspace, run: RunRecord, store: Store) -> Path:
+def write_run_summary(
+    workspace: Workspace, run: RunRecord, store: Store, stage_table: list[dict[str, Any]] | None = None
+) -> Path:
+    """outputs/run_summary.json: provenance, counts per stage and, from the flow, each stage's time and memory."""
     path = workspace.outputs_dir / "run_summary.json"
-    summary = {
+    summary: dict[str, Any] = {
         "run_id": run.run_id,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
@@ -135,6 +138,8 @@ def write_run_summary(workspace: Workspace, run: RunRecord, store: Store) -> Pat
         "counts": run.counts,
         "store": {"records": store.count_records(), "inputs": len(store.inputs()), "runs": len(store.runs())},
     }
+    if stage_table is not None:
+        summary["stages"] = stage_table
     write_json(summary, path)
     return path
 
@@ -149,10 +154,24 @@ class DedupeOutcome:
     records: pd.DataFrame  # the corpus as a frame, built once and reused for the studies
 
 
-def dedupe_stage(records: list[Record], decisions: pd.DataFrame | None) -> DedupeOutcome:
+CORPUS_COLUMNS = [c for c in RECORD_COLUMNS if c != "extra"]  # the corpus frame: records_to_frame's columns
+
+
+def corpus_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
+    """The corpus as records_to_frame gives it (sorted as `sorted_records`), read from the store's columns
+    without building a Record per row; `run_id` adds that running run's staged records."""
+    frame = store.record_projection(CORPUS_COLUMNS, run_id=run_id)
+    order = frame[["source_file", "position", "record_id"]].sort_values(
+        ["source_file", "position", "record_id"], kind="stable"
+    )
+    return frame.loc[order.index].reset_index(drop=True)
+
+
+def dedupe_stage(records: list[Record] | pd.DataFrame, decisions: pd.DataFrame | None) -> DedupeOutcome:
+    """`records`: the corpus frame (corpus_frame) or the records themselves."""
     from pipeline.dedupe import deduplicate, duplicates_sheet
 
-    frame = records_to_frame(sorted_records(records))
+    frame = records if isinstance(records, pd.DataFrame) else records_to_frame(sorted_records(records))
     groups = deduplicate(frame, decisions=decisions if decisions is not None and len(decisions) else None)
     sheet = duplicates_sheet(groups, frame)
     n_groups = int(groups["duplicate_group"].nunique()) if len(groups) else 0
@@ -298,11 +317,16 @@ def _prisma_reason(reason: str) -> str:
 
 
 def prisma_stage(
-    records: list[Record], studies: pd.DataFrame, assignments: pd.DataFrame, set_aside: dict[str, int]
+    records: list[Record] | pd.DataFrame, studies: pd.DataFrame, assignments: pd.DataFrame, set_aside: dict[str, int]
 ) -> dict[str, Any]:
+    """`records`: the corpus frame (corpus_frame) or the records themselves."""
     from pipeline.export import prisma_counts
 
-    by_source = Counter(record.database or record.source_file for record in records)
+    if isinstance(records, pd.DataFrame):
+        database = records["database"].fillna("").astype(str)
+        by_source = Counter(database.where(database != "", records["source_file"].fillna("").astype(str)))
+    else:
+        by_source = Counter(record.database or record.source_file for record in records)
     return prisma_counts(
         studies, assignments, identified_by_source=dict(by_source), removed_before_screening=set_aside
     )

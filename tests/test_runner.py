@@ -71,3 +71,15 @@ def test_stage_progress_logs_when_done(caplog: pytest.LogCaptureFixture) -> None
             advance(4)
             advance(6)
     assert any("ingest: done, 10 of 10 records" in message for message in caplog.messages)
+
+
+def test_group_batches_never_split_a_group() -> None:
+    from pipeline.runner import group_batches
+
+    groups = pd.DataFrame(
+        {"record_id": [f"r{i}" for i in range(9)], "duplicate_group": ["a", "a", "b", "c", "c", "c", "d", "e", "e"]}
+    )
+    batches = group_batches(groups.sample(frac=1, random_state=3), 3)
+    assert [b["duplicate_group"].unique().tolist() for b in batches] == [["a", "b"], ["c"], ["d", "e"]]
+    assert sorted(pd.concat(batches)["record_id"]) == sorted(groups["record_id"])
+    assert group_batches(groups.iloc[:0], 3) == []
