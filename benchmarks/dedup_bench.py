@@ -3,6 +3,9 @@
     python benchmarks/dedup_bench.py                 every set: precision, recall, F1, false merges, seconds
     python benchmarks/dedup_bench.py --show stroke   also print each false merge and each missed pair
     python benchmarks/dedup_bench.py --scale         100,000 records made from the real ones: seconds, memory, F1
+    python benchmarks/dedup_bench.py --scale --records 1000000       the same with a million records
+    python benchmarks/dedup_bench.py --scale --incremental 0.01      1% new records against an indexed corpus:
+                                                     full run vs incremental run (index loading included)
     python benchmarks/dedup_bench.py --pair stroke id_0000014 id_0000015   the verdict on one pair
 
 Pairwise metrics: a predicted pair is two records in one predicted group; a gold pair two records in
@@ -15,6 +18,8 @@ reason, in benchmarks/gold_adjudications.csv.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import random
 import sys
 import time
@@ -22,6 +27,7 @@ from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +170,7 @@ def adjudicated_gold(
     duplicate pairs added. Returns the pairs and the number of adjudicated pairs for the set."""
     rows = adjudications[adjudications["set"] == name]
     pairs: dict[str, set[tuple[str, str]]] = {verdict: set() for verdict in VERDICTS}
-    for a, b, verdict in zip(rows["id_a"], rows["id_b"], rows["verdict"]):
+    for a, b, verdict in zip(rows["id_a"], rows["id_b"], rows["verdict"], strict=True):
         pairs[verdict].add((min(a, b), max(a, b)))
     return (gold - pairs["not_duplicate"]) | pairs["duplicate"], len(rows)
 
@@ -352,69 +358,180 @@ def scale_frame(target: int, duplicate_share: float = 0.4, seed: int = 7) -> tup
     missing DOIs and pages, cut abstracts) making up `duplicate_share` of the records.
 
     Returns the frame and each record's origin: the record it copies, itself for an original.
+    Records are held as tuples and turned into frames a chunk at a time (a million dicts would take GBs).
     """
     rng = random.Random(seed)
     base = pd.concat(
         [load_set(name)[0].assign(id=lambda f, n=name: n + ":" + f["id"]) for name in SETS], ignore_index=True
     )
     real = base.to_dict("records")
-    works = list(real)
+    works: list[tuple[object, ...]] = [tuple(row[c] for c in FRAME_COLUMNS) for row in real]
     works_wanted = int(target * (1 - duplicate_share))
     while len(works) < works_wanted:
         work = _new_work(real, rng, len(works))
         work["id"] = f"work{len(works)}"
-        works.append(work)
-    rows = list(works)
-    origin = [str(w["id"]) for w in works]
-    while len(rows) < target:
+        works.append(tuple(work[c] for c in FRAME_COLUMNS))
+    id_at = FRAME_COLUMNS.index("id")
+    origin = [str(w[id_at]) for w in works]
+    chunks = [_chunk_frame(works[start : start + _SCALE_CHUNK]) for start in range(0, len(works), _SCALE_CHUNK)]
+    count = len(works)
+    copies: list[tuple[object, ...]] = []
+    while count < target:
         source = rng.choice(works)
-        row = _perturb(source, rng)
-        row["id"] = f"copy{len(rows)}"
-        rows.append(row)
-        origin.append(str(source["id"]))
-    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+        row = _perturb(dict(zip(FRAME_COLUMNS, source, strict=True)), rng)
+        row["id"] = f"copy{count}"
+        copies.append(tuple(row[c] for c in FRAME_COLUMNS))
+        origin.append(str(source[id_at]))
+        count += 1
+        if len(copies) == _SCALE_CHUNK:
+            chunks.append(_chunk_frame(copies))
+            copies = []
+    if copies:
+        chunks.append(_chunk_frame(copies))
+    del works, copies
+    frame = pd.concat(chunks, ignore_index=True)
     frame["record_id"] = frame["id"]
     frame["position"] = range(1, len(frame) + 1)
     frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
     return frame, pd.Series(origin, index=frame.index)
 
 
-def _scale_truth(origin: pd.Series) -> set[tuple[int, int]]:
-    """True duplicate pairs of the scale set (row positions): copies of one work, and the real sets' gold pairs."""
+_SCALE_CHUNK = 50_000
+
+
+def _chunk_frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=FRAME_COLUMNS)
+    frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
+    return frame
+
+
+def _scale_truth(origin: pd.Series) -> np.ndarray:
+    """Each record's true cluster as an int code: copies of one work together, and the real sets' gold clusters."""
     cluster_of: dict[str, str] = {}
     for name in SETS:
         for number, cluster in enumerate(pd.read_csv(BIB_DEDUPE / name / "merged_record_ids.csv")["merged_ids"]):
             for member in str(cluster).split(";"):
                 cluster_of[f"{name}:{member.strip()}"] = f"gold:{name}:{number}"
-    members: dict[str, list[int]] = {}
-    for index, work in enumerate(origin):
-        members.setdefault(cluster_of.get(work, work), []).append(index)
-    pairs: set[tuple[int, int]] = set()
-    for rows in members.values():
-        pairs.update(combinations(rows, 2))
-    return pairs
+    return pd.factorize(pd.Series([cluster_of.get(work, work) for work in origin]))[0]
+
+
+def pair_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """`metrics` over record pairs, from two labellings (a group code per record) without listing the pairs."""
+
+    def pairs(*labels: np.ndarray) -> int:
+        sizes = pd.DataFrame({str(k): v for k, v in enumerate(labels)}).value_counts().to_numpy(dtype=np.int64)
+        return int((sizes * (sizes - 1) // 2).sum())
+
+    tp, n_predicted, n_truth = pairs(predicted, truth), pairs(predicted), pairs(truth)
+    precision = tp / n_predicted if n_predicted else 1.0
+    recall = tp / n_truth if n_truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "fp": n_predicted - tp, "fn": n_truth - tp}
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def run_scale(target: int) -> None:
-    import resource
-
     frame, origin = scale_frame(target)
+    truth = _scale_truth(origin)
+    del origin
+    gc.collect()
     copies = int(frame["id"].str.startswith("copy").sum())
     print(f"scale: {len(frame)} records ({copies} perturbed duplicates of {len(frame) - copies} works)")
+    print(f"scale: before dedupe {_rss_mb():.0f} MB resident (the input frame: {_frame_mb(frame):.0f} MB)")
     start, cpu = time.perf_counter(), time.process_time()
     result = deduplicate(frame)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_mb()
     print(f"scale: {seconds:.1f} s wall, {cpu:.1f} s CPU, peak memory {peak_mb:.0f} MB (whole process, data included)")
-    truth = _scale_truth(origin)
-    codes = pd.factorize(result["duplicate_group"])[0]
-    predicted: set[tuple[int, int]] = set()
-    for rows in pd.Series(range(len(codes))).groupby(codes).groups.values():
-        predicted.update(combinations(sorted(rows), 2))
-    m = metrics(predicted, truth)
+    m = pair_metrics(pd.factorize(result["duplicate_group"])[0], truth)
     print(
         f"scale: {result['duplicate_group'].nunique()} groups; pairwise precision {m['precision']:.4f}, "
         f"recall {m['recall']:.4f}, F1 {m['f1']:.4f} ({m['fp']} false pairs)"
+    )
+
+
+def _frame_mb(frame: pd.DataFrame) -> float:
+    return float(frame.memory_usage(deep=True).sum()) / 2**20
+
+
+def _partition(result: pd.DataFrame) -> set[frozenset[str]]:
+    return {frozenset(members) for members in result.groupby("duplicate_group")["record_id"].agg(list)}
+
+
+def compare_with_full_run(full: pd.DataFrame, first: pd.DataFrame, incremental: pd.DataFrame) -> tuple[int, int, int]:
+    """How the incremental result agrees with a full run on all records, group by group.
+
+    A full-run group is *stable* when its existing records were one group of the first run (or it has
+    none): a full run that left the existing groups alone. Returns (full-run groups, stable ones, stable
+    ones the incremental run did not form exactly).
+    """
+    before = {record: group for group in _partition(first) for record in group}
+    formed = _partition(incremental)
+    groups = _partition(full)
+    stable = [g for g in groups if len({before.get(r) for r in g if r in before}) <= 1 and _complete(g, before)]
+    return len(groups), len(stable), sum(g not in formed for g in stable)
+
+
+def _complete(group: frozenset[str], before: dict[str, frozenset[str]]) -> bool:
+    """Does the group hold the whole first-run group of its existing records?"""
+    old = {r for r in group if r in before}
+    return not old or before[next(iter(old))] == old
+
+
+def run_incremental(target: int, share: float, seed: int = 11) -> None:
+    """A corpus of `target` records deduplicated once with an index, then `share` new records added:
+    the full run on all records against the incremental run (loading the index included)."""
+    import tempfile
+
+    from pipeline.dedupe import DedupeIndex
+
+    frame, _ = scale_frame(target)
+    rng = np.random.default_rng(seed)
+    is_new = np.zeros(len(frame), dtype=bool)
+    is_new[rng.choice(len(frame), max(1, int(len(frame) * share)), replace=False)] = True
+    old, new = frame[~is_new].reset_index(drop=True), frame[is_new].reset_index(drop=True)
+    print(f"incremental: {len(old)} existing records + {len(new)} new ones ({share:.1%})")
+    start, cpu = time.perf_counter(), time.process_time()
+    full = deduplicate(pd.concat([old, new], ignore_index=True))
+    full_s, full_cpu = time.perf_counter() - start, time.process_time() - cpu
+    index = DedupeIndex()
+    first = deduplicate(old, index=index)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dedupe.index"
+        start = time.perf_counter()
+        index.save(path)
+        save_s = time.perf_counter() - start
+        size_mb = path.stat().st_size / 2**20
+        del index
+        existing = first[["record_id", "id", "duplicate_group", "keep"]]
+        start, cpu = time.perf_counter(), time.process_time()
+        loaded = DedupeIndex.load(path)
+        load_cpu = time.process_time() - cpu
+        result = deduplicate(new, existing=existing, index=loaded)
+        inc_s, inc_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start = time.perf_counter()
+        loaded.save(path)
+        save2_s = time.perf_counter() - start
+    print(f"incremental: full run on all records {full_s:.1f} s wall, {full_cpu:.1f} s CPU")
+    print(
+        f"incremental: incremental run {inc_s:.2f} s wall, {inc_cpu:.2f} s CPU (loading the index {load_cpu:.2f} s CPU "
+        f"of it): {inc_cpu / full_cpu:.1%} of the full run's CPU time ({inc_s / full_s:.1%} of its wall time)"
+    )
+    print(f"incremental: saving the index {save_s:.2f} s before, {save2_s:.2f} s after ({size_mb:.0f} MB)")
+    total, stable, differ = compare_with_full_run(full, first, result)
+    print(
+        f"incremental: {stable} of the full run's {total} groups left the existing groups as they were; "
+        f"the incremental run formed {stable - differ} of them exactly ({differ} differ)"
     )
 
 
@@ -442,10 +559,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=40, help="pairs to print per list with --show")
     parser.add_argument("--scale", action="store_true", help="time 100,000 perturbed records instead")
     parser.add_argument("--records", type=int, default=100_000, help="records for --scale")
+    parser.add_argument(
+        "--incremental",
+        type=float,
+        metavar="SHARE",
+        help="with --scale: add this share of new records to an indexed corpus",
+    )
     parser.add_argument("--pair", nargs=3, metavar=("SET", "ID_A", "ID_B"), help="print the verdict on one pair")
     args = parser.parse_args(argv)
     if args.pair:
         explain_pair(*args.pair)
+    elif args.scale and args.incremental:
+        run_incremental(args.records, args.incremental)
     elif args.scale:
         run_scale(args.records)
     else:

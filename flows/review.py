@@ -90,22 +90,31 @@ def _stage_oldest(store: Store, run: RunRecord, window: deque[tuple[IngestBatch,
     return len(cleaned)
 
 
-def studies_in_batches(corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook, batch_size: int) -> pd.DataFrame:
-    """Build the studies group batch by group batch (mapped; no group is split), in study_id order."""
-    batches = group_batches(groups, batch_size)
+def studies_in_batches(
+    corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook, batch_size: int, cache_path: Path
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The studies in study_id order, and their signatures: a study whose members and flags are unchanged
+    since the last run is reused from the studies cache; the others are built in group batches (mapped)."""
+    signatures = stages.study_signatures(corpus, groups, codebook)
+    reused = stages.reusable_studies(stages.load_study_cache(cache_path), signatures)
+    todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]) if len(reused) else set())]
+    batches = group_batches(todo, batch_size)
     positions = pd.Series(range(len(corpus)), index=corpus["record_id"].tolist())
     futures = [
         build_studies.submit(corpus.iloc[sorted(positions[batch["record_id"]].tolist())], batch, codebook)
         for batch in batches
     ]
-    built = []
-    with stage_progress("studies", len(groups)) as advance:
+    built = [reused] if len(reused) else []
+    with stage_progress("studies", len(todo)) as advance:
         for batch, future in zip(batches, futures, strict=True):
             built.append(future.result())
             advance(len(batch))
+    get_run_logger().info("studies: %d built, %d unchanged since the last run", len(todo), len(reused))
     if not built:
-        return stages.studies_stage(corpus.iloc[:0], groups, codebook)
-    return pd.concat(built, ignore_index=True).sort_values("study_id", kind="stable").reset_index(drop=True)
+        return stages.studies_stage(corpus.iloc[:0], groups, codebook), signatures
+    studies = pd.concat(built, ignore_index=True) if len(built) > 1 else built[0]
+    studies["year"] = studies["year"].astype("Int64")
+    return studies.sort_values("study_id", kind="stable").reset_index(drop=True), signatures
 
 
 def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int) -> stages.CodingOutcome:
@@ -157,6 +166,8 @@ def _review_body(workspace: str) -> dict[str, Any]:
     logger.info("workspace %r: %d input file(s), codebook %s", ws.config.name, len(ws.input_files()), ws.codebook_path.name)
     logger.info("heavy tasks run on %s, in batches of %d", describe_runner(ws.config.runner), ws.config.batch_size)
     store.begin_run(run)
+    study_cache = ws.corpus_dir / "cache" / stages.STUDY_CACHE_NAME
+    dedupe_index = ws.corpus_dir / "cache" / stages.DEDUPE_INDEX_NAME
 
     with meter.stage("harvest") as stage:
         harvested = harvest(ws, store)
@@ -169,11 +180,13 @@ def _review_body(workspace: str) -> dict[str, Any]:
 
     with meter.stage("dedupe") as stage:
         corpus = stages.corpus_frame(store, run.run_id)
-        deduped = stages.dedupe_stage(corpus, store.dedupe_decisions())
+        index = stages.load_dedupe_index(dedupe_index)
+        previous = stages.previous_state(store)
+        deduped = stages.dedupe_stage(corpus, store.dedupe_decisions(), previous_groups=previous.groups, index=index)
         stage.records = len(corpus)
     logger.info("dedupe: %s", deduped.counts)
     with meter.stage("studies", records=len(corpus)):
-        studies = studies_in_batches(corpus, deduped.groups, codebook, ws.config.batch_size)
+        studies, signatures = studies_in_batches(corpus, deduped.groups, codebook, ws.config.batch_size, study_cache)
     with meter.stage("code", records=len(studies)):
         coding = code(studies, codebook, store, ws.config.batch_size)
     with meter.stage("topics", records=len(studies)):
@@ -197,11 +210,13 @@ def _review_body(workspace: str) -> dict[str, Any]:
         "topics": _topic_counts(topic_model),
     }
     with meter.stage("commit", records=ingested.records_new):
-        previous = stages.previous_state(store)
         changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=ingested.records_new)
         run.counts["changes"] = changes["counts"]
         run.counts["code"]["rules_ran_on"] = coding.coded_now
         store.commit_run(run, groups=deduped.groups, assignments=machine, coding_cache=coding.new_cache)
+        # Caches after the commit: they describe committed data (each also checks itself when loaded).
+        stages.save_study_cache(studies, signatures, study_cache)
+        index.save(dedupe_index)
 
     with meter.stage("export", records=len(studies)):
         agreement = stages.agreement_stage(ledger, machine)

@@ -167,12 +167,31 @@ def corpus_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
     return frame.loc[order.index].reset_index(drop=True)
 
 
-def dedupe_stage(records: list[Record] | pd.DataFrame, decisions: pd.DataFrame | None) -> DedupeOutcome:
-    """`records`: the corpus frame (corpus_frame) or the records themselves."""
+DEDUPE_INDEX_NAME = "dedupe.index"
+
+
+def dedupe_stage(
+    records: list[Record] | pd.DataFrame,
+    decisions: pd.DataFrame | None,
+    *,
+    previous_groups: pd.DataFrame | None = None,
+    index: Any = None,
+) -> DedupeOutcome:
+    """`records`: the corpus frame (corpus_frame) or the records themselves.
+
+    Incremental when `previous_groups` (the store's dedup groups from the last run) and `index` (a
+    DedupeIndex, updated in place) are given: only records new since then are compared, against the corpus.
+    """
     from pipeline.dedupe import deduplicate, duplicates_sheet
 
     frame = records if isinstance(records, pd.DataFrame) else records_to_frame(sorted_records(records))
-    groups = deduplicate(frame, decisions=decisions if decisions is not None and len(decisions) else None)
+    decided = decisions if decisions is not None and len(decisions) else None
+    existing = _existing_corpus(frame, previous_groups)
+    if existing is None:
+        groups = deduplicate(frame, decisions=decided, index=index)
+    else:
+        new = frame[~frame["record_id"].isin(set(existing["record_id"]))]
+        groups = deduplicate(new, decisions=decided, existing=existing, index=index)
     sheet = duplicates_sheet(groups, frame)
     n_groups = int(groups["duplicate_group"].nunique()) if len(groups) else 0
     counts = {"records": len(frame), "studies": n_groups, "duplicates_removed": len(frame) - n_groups}
@@ -180,11 +199,70 @@ def dedupe_stage(records: list[Record] | pd.DataFrame, decisions: pd.DataFrame |
     return DedupeOutcome(groups=groups.reset_index(drop=True), sheet=sheet, counts=counts, records=frame)
 
 
+def _existing_corpus(frame: pd.DataFrame, previous_groups: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The corpus records the last run grouped, with their groups (None: deduplicate everything afresh)."""
+    if previous_groups is None or not len(previous_groups):
+        return None
+    grouped = previous_groups[["record_id", "duplicate_group", "keep"]]
+    existing = frame.merge(grouped, on="record_id", how="inner")
+    return existing if len(existing) == len(grouped) else None  # records gone from the store: start afresh
+
+
+def load_dedupe_index(path: Path) -> Any:
+    from pipeline.dedupe import DedupeIndex
+
+    return DedupeIndex.load(path)
+
+
 def studies_stage(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
     """`records` is the corpus frame (records_to_frame), e.g. DedupeOutcome.records."""
     from pipeline.studies import build_studies
 
     return build_studies(records, groups, lenses=codebook.lenses or None)
+
+
+STUDY_CACHE_NAME = "studies.parquet"
+
+
+def study_signatures(corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook) -> pd.Series:
+    """study_id -> a hash of everything its study row is built from: its members' ids and flags (records never
+    change otherwise), the codebook's lenses and this version. Equal signature, equal study row."""
+    if not len(groups):
+        return pd.Series(dtype=object)
+    salt = f"{__version__}\x1f{hashlib.sha256(repr(codebook.lenses).encode('utf-8')).hexdigest()}"
+    members = groups[["record_id", "duplicate_group"]].merge(corpus[["record_id", "flags"]], on="record_id", how="left")
+    members = members.sort_values(["duplicate_group", "record_id"], kind="stable")
+    members["part"] = members["record_id"].astype(str) + "\x1f" + members["flags"].fillna("").astype(str)
+    joined = members.groupby("duplicate_group", sort=True)["part"].agg("\x1e".join)
+    return joined.map(lambda text: hashlib.sha256(f"{salt}\x1e{text}".encode("utf-8")).hexdigest())
+
+
+def load_study_cache(path: Path) -> pd.DataFrame | None:
+    """The studies of the last run with their signatures, or None (a missing or unreadable cache is rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        log.warning("studies cache %s unreadable (%s): building every study", path, exc)
+        return None
+
+
+def save_study_cache(studies: pd.DataFrame, signatures: pd.Series, path: Path) -> None:
+    from pipeline.io import atomic_write
+
+    frame = studies.assign(signature=studies["study_id"].map(signatures))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as handle:
+        frame.to_parquet(handle, index=False)
+
+
+def reusable_studies(cache: pd.DataFrame | None, signatures: pd.Series) -> pd.DataFrame:
+    """Cached study rows whose signature is unchanged (without the signature column)."""
+    if cache is None or "signature" not in cache.columns or not len(signatures):
+        return pd.DataFrame()
+    wanted = cache["study_id"].map(signatures)
+    return cache[wanted.eq(cache["signature"]).fillna(False).astype(bool)].drop(columns="signature")
 
 
 @dataclass

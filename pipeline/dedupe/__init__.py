@@ -1,7 +1,10 @@
 """Deduplication: records -> groups of records that are the same work, every merge explained and reversible.
 
-deduplicate(records, *, decisions=None, existing=None) -> DataFrame
+deduplicate(records, *, decisions=None, existing=None, index=None) -> DataFrame
     one row per record: record_id, id, duplicate_group, keep, match_reason
+DedupeIndex
+    features, blocking keys and group links of a deduplicated corpus, saved between runs
+    (DedupeIndex.load(path) / index.save(path)), so that a run on new records compares only pairs touching them
 duplicates_sheet(result, records) -> DataFrame
     every merge and every 'maybe' pair side by side, with an empty `decision` column
 candidate_pairs_report(records, *, decisions=None, existing=None) -> DataFrame
@@ -16,9 +19,11 @@ prisma_counts(result, records) -> dict
 
 from pipeline.dedupe.decisions import read_dedupe_decisions
 from pipeline.dedupe.engine import PAIRS_ATTR, RESULT_COLUMNS, deduplicate
+from pipeline.dedupe.index import DedupeIndex
 from pipeline.dedupe.report import candidate_pairs_report, duplicates_sheet, merge_group_fields, prisma_counts
 
 __all__ = [
+    "DedupeIndex",
     "PAIRS_ATTR",
     "RESULT_COLUMNS",
     "candidate_pairs_report",

@@ -3,43 +3,65 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pipeline.dedupe.blocking import candidate_pairs
-from pipeline.dedupe.cluster import Clusters, cluster
+from pipeline.dedupe.assemble import RESULT_COLUMNS, Outcome, assemble, kept_links, pairs_sheet
+from pipeline.dedupe.blocking import BlockKeys, CandidatePairs
+from pipeline.dedupe.cluster import Clusters, ExistingGroups, Matches, cluster
 from pipeline.dedupe.decisions import SAME, check_decisions
-from pipeline.dedupe.scoring import CONFLICT, MATCH, MAYBE, NO, Features, Verdict, compare
+from pipeline.dedupe.features import FEATURE_COLUMNS, Features
+from pipeline.dedupe.index import DedupeIndex, Links, paused_gc
+from pipeline.dedupe.scoring import MATCH, MAYBE, NO, Verdict, compare
 from pipeline.errors import ReviewError
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["record_id", "id", "duplicate_group", "keep", "match_reason"]
-PAIR_COLUMNS = ["record_id_a", "record_id_b", "status", "level", "score", "reason", "decision"]
 PAIRS_ATTR = "dedupe_pairs"
 _NO_VERDICT = Verdict(NO, 0.0, "different", "")
+_GROUP_COLUMNS = ["duplicate_group", "keep"]
+
+
+@dataclass(slots=True)
+class _Corpus:
+    """Features and blocking keys of every row, and what an index kept of the existing rows."""
+
+    features: Features
+    keys: BlockKeys
+    changed: list[int]  # existing rows whose DOI features the new records changed
+    links: Links | None  # the index's links of the existing rows (None: recompute them)
 
 
 @dataclass(slots=True)
 class _Run:
-    frame: pd.DataFrame  # existing rows first, then new rows; positional index
     features: Features
-    new: np.ndarray  # True for rows not in the existing corpus
-    cache: dict[tuple[int, int], Verdict]
+    candidates: CandidatePairs
+    # Verdicts of MAYBE or better, and those looked up since, by pair code i * size + j (i < j).
+    cache: dict[int, Verdict]
 
     def verdict(self, i: int, j: int) -> Verdict:
-        key = (i, j) if i < j else (j, i)
-        found = self.cache.get(key)
+        if i > j:
+            i, j = j, i
+        code = i * self.features.size + j
+        found = self.cache.get(code)
         if found is None:
-            found = compare(self.features, *key)
-            self.cache[key] = found
+            # Candidate pairs judged NO were not kept (most pairs are): their verdict reads as plain 'different'.
+            found = compare(self.features, i, j)
+            if found.level == NO and self.candidates.contains(i, j):
+                found = _NO_VERDICT
+            self.cache[code] = found
         return found
 
 
 def deduplicate(
-    records: pd.DataFrame, *, decisions: pd.DataFrame | None = None, existing: pd.DataFrame | None = None
+    records: pd.DataFrame,
+    *,
+    decisions: pd.DataFrame | None = None,
+    existing: pd.DataFrame | None = None,
+    index: DedupeIndex | None = None,
 ) -> pd.DataFrame:
     """Group the records that are the same work.
 
@@ -47,40 +69,118 @@ def deduplicate(
     duplicate_group (the record_id of the group's first canonical record; stable for existing groups),
     keep (the group's canonical, most complete record) and match_reason (empty for singletons).
     The pairs behind the result (merges and 'maybe' pairs) are in `result.attrs['dedupe_pairs']`.
+
+    `index` (a DedupeIndex, possibly empty) makes runs incremental: when it describes exactly the `existing`
+    records, `existing` needs only record_id, id, duplicate_group and keep, only the new records' features
+    are computed and only pairs touching them compared. Otherwise it is rebuilt from `existing`'s fields.
+    Either way it is updated in place to describe every record of the result.
     """
-    frame, new = _combine(prepare_records(records, "records"), existing)
+    with paused_gc():
+        return _deduplicate(records, decisions, existing, index)
+
+
+def _deduplicate(
+    records: pd.DataFrame,
+    decisions: pd.DataFrame | None,
+    existing: pd.DataFrame | None,
+    index: DedupeIndex | None,
+) -> pd.DataFrame:
+    fresh = prepare_records(records, "records", columns=FEATURE_COLUMNS)
+    old = _prepare_existing(existing)
+    if old is not None:
+        fresh = _only_new(fresh, old)
     decided = check_decisions(decisions) if decisions is not None and len(decisions) else None
-    positions = {rid: pos for pos, rid in enumerate(frame["record_id"])}
-    must, cannot = _decision_pairs(decided, positions)
+    corpus = _corpus(fresh, old, index)
+    frame, new = _combine(fresh, old)
+    ids = frame["record_id"].tolist()
+    must, cannot = _decision_pairs(decided, {rid: pos for pos, rid in enumerate(ids)})
     groups = _existing_groups(frame, new, cannot)
-    run = _Run(frame, Features(frame), new, {})
-    pairs = candidate_pairs(run.features, new=None if new.all() else new)
-    matches = _score(run, pairs)
-    log.info("dedupe: %d records, %d candidate pairs, %d matches", len(frame), len(pairs), len(matches))
-    state = cluster(len(frame), matches, run.verdict, must=must, cannot=cannot, groups=groups)
-    result = _result(run, state)
-    result.attrs[PAIRS_ATTR] = _pairs(run, state, result, decided)
+    candidates = CandidatePairs(corpus.keys, None if new.all() else new)
+    run = _Run(corpus.features, candidates, {})
+    matches = _score(run)
+    log.info("dedupe: %d records, %d candidate pairs, %d matches", len(frame), candidates.count, len(matches))
+    state = cluster(len(frame), matches, run.verdict, must=must, cannot=cannot, groups=groups or ())
+    out = _outcome(state, frame, ids, new, old, corpus, must)
+    done = assemble(out)
+    result = done.result
+    result.attrs[PAIRS_ATTR] = pairs_sheet(out, done, run.cache, decided)
+    if index is not None:
+        index.assign(ids, corpus.features, corpus.keys, kept_links(done))
     return result
+
+
+def _outcome(
+    state: Clusters,
+    frame: pd.DataFrame,
+    ids: list[str],
+    new: np.ndarray,
+    old: pd.DataFrame | None,
+    corpus: _Corpus,
+    must: list[tuple[int, int]],
+) -> Outcome:
+    size = len(frame)
+    old_groups = np.full(size, "", dtype=object)
+    keeps = np.zeros(size, dtype=bool)
+    if old is not None:
+        old_groups[: len(old)] = old["duplicate_group"].tolist()
+        keeps[: len(old)] = _flags(old["keep"])
+    valid = _valid_links(corpus, old_groups, keeps, new, must)
+    return Outcome(state, ids, frame["id"], new, old_groups, keeps, corpus.links, valid, corpus.features.completeness)
+
+
+def _valid_links(
+    corpus: _Corpus, old_groups: np.ndarray, keeps: np.ndarray, new: np.ndarray, must: list[tuple[int, int]]
+) -> np.ndarray:
+    """Existing rows whose link to their canonical record, as the index kept it, this run cannot have changed:
+    same group (of the same size) and canonical flag as then, no feature changed, no reviewer 'same' on the row."""
+    valid = np.zeros(len(old_groups), dtype=bool)
+    links = corpus.links
+    if links is None:
+        return valid
+    n = len(links.group)
+    stored = np.asarray(links.group, dtype=object)
+    valid[:n] = (stored == old_groups[:n]) & (links.keep == keeps[:n]) & ~new[:n]
+    valid[:n] &= _group_sizes(stored) == _group_sizes(old_groups[:n])
+    touched = [r for r in {*corpus.changed, *(r for pair in must for r in pair)} if r < n]
+    valid[touched] = False
+    return valid
+
+
+def _group_sizes(names: np.ndarray) -> np.ndarray:
+    codes = pd.factorize(names)[0]
+    return np.bincount(codes)[codes] if len(codes) else codes
+
+
+def _flags(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(column.dtype) and not column.isna().any():
+        return column.to_numpy(dtype=bool)
+    return np.fromiter((_truthy(v) for v in column.tolist()), dtype=bool, count=len(column))
 
 
 # --- input --------------------------------------------------------------------------------
 
 
-def prepare_records(records: pd.DataFrame, what: str = "records") -> pd.DataFrame:
-    """A positional copy with string record_id and id columns (made from positions when missing)."""
+def prepare_records(records: pd.DataFrame, what: str = "records", columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """A positional copy with string record_id and id columns (made from positions when missing).
+
+    `columns`: keep only these (those present) besides record_id and id; a million records need no more.
+    """
     if not isinstance(records, pd.DataFrame):
         raise ReviewError(
             f"deduplicate needs a pandas DataFrame of {what}, not {type(records).__name__}; "
             "build it with records_to_frame."
         )
+    if columns is not None:
+        wanted = ["record_id", "id", *columns]
+        records = records[[c for c in dict.fromkeys(wanted) if c in records.columns]]
     frame = records.reset_index(drop=True).copy()
     if "id" not in frame.columns:
         log.warning("%s have no 'id' column: using their positions (1, 2, ...) as ids", what)
         frame["id"] = [str(pos) for pos in range(1, len(frame) + 1)]
-    frame["id"] = [_cell(v) or str(pos) for pos, v in enumerate(frame["id"].tolist(), start=1)]
+    frame["id"] = [v or str(pos) for pos, v in enumerate(_cells(frame["id"]), start=1)]
     if "record_id" not in frame.columns:
         frame["record_id"] = ""
-    ids = [_cell(v) for v in frame["record_id"].tolist()]
+    ids = _cells(frame["record_id"])
     if not all(ids):
         prefix = "existing-" if what == "existing records" else ""
         ids = [rid or f"{prefix}row-{pos}" for pos, rid in enumerate(ids, start=1)]
@@ -95,29 +195,82 @@ def prepare_records(records: pd.DataFrame, what: str = "records") -> pd.DataFram
     return frame
 
 
+def _cells(column: pd.Series) -> list[str]:
+    """The column's values as stripped strings ('' for missing ones)."""
+    if pd.api.types.is_string_dtype(column.dtype) and column.dtype != object:
+        return [v.strip() for v in column.fillna("").tolist()]
+    return [_cell(v) for v in column.tolist()]
+
+
 def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return ""
     return str(value).strip()
 
 
-def _combine(frame: pd.DataFrame, existing: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+def _prepare_existing(existing: pd.DataFrame | None) -> pd.DataFrame | None:
     if existing is None or len(existing) == 0:
-        return frame, np.ones(len(frame), dtype=bool)
-    old = prepare_records(existing, "existing records")
-    for column in ("duplicate_group", "keep"):
+        return None
+    old = prepare_records(existing, "existing records", columns=[*_GROUP_COLUMNS, *FEATURE_COLUMNS])
+    for column in _GROUP_COLUMNS:
         if column not in old.columns:
             raise ReviewError(
                 f"The existing corpus has no {column!r} column; pass the result of an earlier deduplicate run."
             )
-    old["duplicate_group"] = [_cell(v) or rid for v, rid in zip(old["duplicate_group"], old["record_id"], strict=True)]
-    fresh = frame[~frame["record_id"].isin(set(old["record_id"]))]
-    if len(fresh) < len(frame):
-        log.info("dedupe: %d records are already in the existing corpus", len(frame) - len(fresh))
-    combined = pd.concat([old, fresh], ignore_index=True, sort=False)
+    ids = old["record_id"].tolist()
+    old["duplicate_group"] = [v or rid for v, rid in zip(_cells(old["duplicate_group"]), ids, strict=True)]
+    return old
+
+
+def _only_new(fresh: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
+    """The records that are not in the existing corpus already."""
+    known = set(old["record_id"].tolist())
+    keep = np.fromiter((rid not in known for rid in fresh["record_id"].tolist()), dtype=bool, count=len(fresh))
+    if not keep.all():
+        log.info("dedupe: %d records are already in the existing corpus", int((~keep).sum()))
+        fresh = fresh[keep].reset_index(drop=True)
+    return fresh
+
+
+def _combine(fresh: pd.DataFrame, old: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The ids (and existing groups) of every row, existing rows first; and which rows are new."""
+    ids = ["record_id", "id"]
+    if old is None:
+        return fresh[ids], np.ones(len(fresh), dtype=bool)
+    combined = pd.concat([old[ids + _GROUP_COLUMNS], fresh[ids]], ignore_index=True, sort=False)
     new = np.zeros(len(combined), dtype=bool)
     new[len(old) :] = True
     return combined, new
+
+
+def _corpus(fresh: pd.DataFrame, old: pd.DataFrame | None, index: DedupeIndex | None) -> _Corpus:
+    """Features and keys of existing + new rows: from the index when it describes the existing records."""
+    old_ids = old["record_id"].tolist() if old is not None else []
+    if index is not None and old is not None and index.size and index.covers(old_ids):
+        index.reorder(old_ids)
+        features, keys = index.features, index.keys
+        start = features.size
+        changed = features.extend(fresh)
+        keys.extend(features, start, changed)
+        log.info("dedupe: index of %d existing records used; features computed for %d new ones", start, len(fresh))
+        return _Corpus(features, keys, changed, index.links)
+    if old is None:
+        features = Features(fresh)
+        return _Corpus(features, BlockKeys.build(features), [], None)
+    if not any(column in old.columns for column in FEATURE_COLUMNS):
+        problem = (
+            "has no fields to compare"
+            if index is None
+            else "has only ids and groups, and the index does not describe it"
+        )
+        raise ReviewError(
+            f"The existing corpus {problem}; pass its records' fields ({', '.join(FEATURE_COLUMNS)}) as well."
+        )
+    if index is not None and index.size:
+        log.warning("dedupe index does not describe the %d existing records: rebuilding it from their fields", len(old))
+    features = Features(old)
+    features.extend(fresh)
+    return _Corpus(features, BlockKeys.build(features), [], None)
 
 
 def _decision_pairs(
@@ -139,134 +292,42 @@ def _decision_pairs(
     return must, cannot
 
 
-def _existing_groups(
-    frame: pd.DataFrame, new: np.ndarray, cannot: list[tuple[int, int]]
-) -> list[tuple[str, list[int]]]:
+def _existing_groups(frame: pd.DataFrame, new: np.ndarray, cannot: list[tuple[int, int]]) -> ExistingGroups | None:
     """Existing groups to keep together; a group a reviewer has since split is re-judged from scratch."""
     if new.all():
-        return []
-    old = frame.loc[~new]
-    groups = old.groupby("duplicate_group", sort=False).indices
-    group_of = frame["duplicate_group"].tolist()
-    split = {group_of[i] for i, j in cannot if not new[i] and not new[j] and group_of[i] == group_of[j]}
-    kept: list[tuple[str, list[int]]] = []
-    for name, rows in groups.items():
-        if name in split:
-            new[rows] = True  # its members are compared again, like new records
-        else:
-            kept.append((str(name), [int(r) for r in rows]))
-    return kept
+        return None
+    count = int((~new).sum())  # the existing rows come first
+    code, names = pd.factorize(frame["duplicate_group"].iloc[:count].to_numpy(dtype=object))
+    active = np.ones(len(names), dtype=bool)
+    for i, j in cannot:
+        if i < count and j < count and code[i] == code[j]:
+            active[code[i]] = False
+    split = ~active[code]
+    new[:count] |= split  # its members are compared again, like new records
+    return ExistingGroups([str(name) for name in names], code.astype(np.int64), active)
 
 
 # --- scoring and output -------------------------------------------------------------------
 
 
-def _score(run: _Run, pairs: np.ndarray) -> list[tuple[int, int, Verdict]]:
-    matches: list[tuple[int, int, Verdict]] = []
+def _score(run: _Run) -> Matches:
+    """Compare every candidate pair; keep the verdicts of MAYBE or better (the rest are recomputed if needed)."""
+    matches = Matches()
     cache = run.cache
     features = run.features
-    for i, j in zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True):
-        verdict = compare(features, i, j)
-        if verdict.level != NO:
-            cache[(i, j)] = verdict
-            if verdict.level == MATCH:
-                matches.append((i, j, verdict))
-        else:
-            cache[(i, j)] = _NO_VERDICT
+    shared: dict[Verdict, Verdict] = {}  # equal verdicts share one object: a few thousand for 100,000 records
+    for chunk in run.candidates.chunks():
+        for code, (i, j) in zip(chunk.tolist(), run.candidates.decode(chunk), strict=True):
+            verdict = compare(features, i, j)
+            if verdict.level >= MAYBE:
+                cache[code] = verdict = shared.setdefault(verdict, verdict)
+                if verdict.level == MATCH:
+                    matches.add(i, j, verdict.score)
     return matches
-
-
-def _canonical(run: _Run, rows: list[int], keeps: list[bool]) -> int:
-    """The existing canonical record if the group has one, else the most complete (then the first) record."""
-    old_keep = [r for r in rows if not run.new[r] and keeps[r]]
-    if old_keep:
-        return min(old_keep)
-    return max(rows, key=lambda r: (run.features.completeness(r), -r))
 
 
 def _truthy(value: object) -> bool:
     return value is True or str(value).strip().lower() in {"true", "1", "yes", "y", "t"}
-
-
-def _result(run: _Run, state: Clusters) -> pd.DataFrame:
-    frame = run.frame
-    record_ids = frame["record_id"].tolist()
-    old_groups = frame["duplicate_group"].tolist() if "duplicate_group" in frame.columns else [""] * len(frame)
-    keeps = [_truthy(v) for v in frame["keep"].tolist()] if "keep" in frame.columns else [False] * len(frame)
-    group = [""] * len(frame)
-    keep = [False] * len(frame)
-    reason = [""] * len(frame)
-    for rows in state.members.values():
-        rows = sorted(rows)
-        canonical = _canonical(run, rows, keeps)
-        old = [r for r in rows if not run.new[r]]
-        # An existing group keeps its name; a new group is named after its canonical record.
-        name = str(old_groups[min(old, key=lambda r: (not keeps[r], r))]) if old else record_ids[canonical]
-        for row in rows:
-            group[row] = name
-        keep[canonical] = True
-        if len(rows) > 1:
-            links = {row: state.pair_verdict(row, canonical) for row in rows if row != canonical}
-            for row, verdict in links.items():
-                reason[row] = verdict.reason
-            strongest = max(links.values(), key=lambda v: (v.level, v.score))
-            reason[canonical] = f"canonical of {len(rows)} records; {strongest.reason}"
-    return pd.DataFrame(
-        {
-            "record_id": record_ids,
-            "id": frame["id"].tolist(),
-            "duplicate_group": group,
-            "keep": keep,
-            "match_reason": reason,
-        },
-        columns=RESULT_COLUMNS,
-    )
-
-
-def _pairs(run: _Run, state: Clusters, result: pd.DataFrame, decided: pd.DataFrame | None) -> pd.DataFrame:
-    """Every merge (member vs canonical) and every uncertain pair, for the duplicates sheet."""
-    ids = run.frame["record_id"].tolist()
-    own = run.frame["id"].tolist()  # what reviewers see in the sheet
-    labels = state.labels()
-    keep = result["keep"].tolist()
-    canonical_of = {labels[r]: r for r in range(len(labels)) if keep[r]}
-    rows: list[tuple[str, str, str, str, float, str]] = []
-    for r in range(len(labels)):
-        c = canonical_of.get(labels[r], r)
-        if c != r:
-            v = state.pair_verdict(r, c)
-            rows.append((ids[c], ids[r], "merged", _level(v), round(v.score, 3), v.reason))
-    shown: set[tuple[int, int]] = set()
-    for i, j, why, blocker in state.refused:
-        key = (min(i, j), max(i, j))
-        if labels[i] != labels[j] and key not in shown:
-            v = state.pair_verdict(*key)
-            if blocker is not None:
-                why = f"{why}: {own[blocker[0]]} vs {own[blocker[1]]}"
-            rows.append(
-                (ids[key[0]], ids[key[1]], "maybe", _level(v), round(v.score, 3), f"{v.reason} (not merged: {why})")
-            )
-            shown.add(key)
-    for (i, j), v in run.cache.items():
-        if labels[i] == labels[j] or v.level < MAYBE or (i, j) in shown:
-            continue
-        rows.append((ids[i], ids[j], "maybe", _level(v), round(v.score, 3), v.reason))
-    pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS[:-1]).drop_duplicates(["record_id_a", "record_id_b", "status"])
-    pairs["decision"] = _known_decisions(pairs, decided)
-    return pairs.reset_index(drop=True)
-
-
-def _level(verdict: Verdict) -> str:
-    return {MATCH: "match", MAYBE: "maybe", NO: "no", CONFLICT: "conflict"}[verdict.level]
-
-
-def _known_decisions(pairs: pd.DataFrame, decided: pd.DataFrame | None) -> list[str]:
-    if decided is None or decided.empty or pairs.empty:
-        return [""] * len(pairs)
-    lookup: dict[frozenset[str], str] = {}
-    for a, b, decision in decided[["record_id_a", "record_id_b", "decision"]].itertuples(index=False):
-        lookup[frozenset((a, b))] = decision
-    return [lookup.get(frozenset((a, b)), "") for a, b in zip(pairs["record_id_a"], pairs["record_id_b"], strict=True)]
 
 
 __all__ = ["PAIRS_ATTR", "RESULT_COLUMNS", "deduplicate", "prepare_records"]

@@ -296,6 +296,10 @@ class TitleKey:
     generic: bool
     tail: str = ""  # core after a short leading label ('How I did it ... X', 'Case report: X' -> 'x'), else ''
 
+    def __reduce__(self) -> tuple[type[TitleKey], tuple[str, str, str, str, bool, str]]:
+        # Pickled by value: a saved dedupe index holds one per title, and dataclass unpickling is ~50x slower.
+        return TitleKey, (self.norm, self.core, self.main, self.notice, self.generic, self.tail)
+
 
 def _strip_tags(title: str) -> str:
     stripped = title.strip().rstrip(".").strip()
@@ -435,6 +439,9 @@ class AuthorKey:
     initials: tuple[str, ...]  # first initial of the given names ('' if unknown)
     truncated: bool  # 'et al.' seen
     words: tuple[frozenset[str], ...]  # every name word of 3+ letters: 'Le, Quintrec M.' ~ 'Le Quintrec, M.'
+
+    def __reduce__(self) -> tuple[type[AuthorKey], tuple[object, ...]]:
+        return AuthorKey, (self.surnames, self.initials, self.truncated, self.words)  # see TitleKey.__reduce__
 
 
 _SURNAME_INITIALS = re.compile(r"^[^\W\d_][^,]*\s(?:[A-Z]\.?-?){1,3}$")  # 'Smith J', 'van der Berg JA'
@@ -583,6 +590,9 @@ class VenueKey:
     head: tuple[str, ...]  # the words before a subtitle ('stroke' of 'Stroke; a journal of cerebral circulation')
     supplement: bool  # an Embase conference supplement ('Journal.Conference: ...')
     meeting: tuple[str, ...] = ()  # the meeting named after 'Conference:' in such a supplement
+
+    def __reduce__(self) -> tuple[type[VenueKey], tuple[object, ...]]:
+        return VenueKey, (self.full, self.head, self.supplement, self.meeting)  # see TitleKey.__reduce__
 
     def __bool__(self) -> bool:
         return bool(self.full)

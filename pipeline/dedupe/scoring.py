@@ -9,39 +9,15 @@ A verdict is one of four levels:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-import pandas as pd
 from rapidfuzz import fuzz, process
 
 from pipeline.dedupe import normalise as nz
+from pipeline.dedupe.features import Features
 
 MATCH, MAYBE, NO, CONFLICT = 2, 1, 0, -1
 LEVEL_NAMES = {MATCH: "match", MAYBE: "maybe", NO: "no", CONFLICT: "conflict"}
-
-_CONFERENCE_TYPE = re.compile(
-    r"conf|proceed|inproceedings|congress|meeting|abstract|symposium|workshop|poster|cpaper", re.I
-)
-_JOURNAL_TYPE = re.compile(
-    r"^(?:article|journal|jour|jnl|journal article|journalarticle|review|research article|ja)$", re.I
-)
-_JOURNAL_VENUE = re.compile(
-    r"\b(?:journal|j|quarterly|review|transactions|letters|magazine|annals|bulletin|archives)\b"
-)
-_CONFERENCE_VENUE = re.compile(
-    r"\b(?:conference|proceedings|proc|symposium|workshop|congress|meeting|amcis|icis|ecis|hicss|pacis)\b"
-)
-_PREPRINT_VENUE = re.compile(
-    r"\b(?:arxiv|biorxiv|medrxiv|ssrn|preprint|preprints|research square|psyarxiv|socarxiv|edarxiv|osf)\b"
-)
-_NUMBER_WORDS = re.compile(r"\d+|\b(?:i{1,3}|iv|v|vi{1,3}|ix|x)\b")
-# Signs of a meeting abstract (not of a full proceedings paper): 'Conference Abstract', 'Meeting Abstract', 'Poster'.
-_ABSTRACT_TYPE = re.compile(r"abstract|poster|meeting", re.I)
-_ABSTRACT_BOOK = re.compile(
-    r"\babstract book\b|\b(?:meeting|conference|congress|poster) abstracts?\b|^abstracts?\b"
-)
-_SUPPLEMENT_ISSUE = re.compile(r"\bsup(?:p|pl|plement)?\b\.?|\bsup(?:p|pl)?\.?\s*\d|^s\d+[a-z]?$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,124 +35,6 @@ class Verdict:
     @property
     def reason(self) -> str:
         return f"{self.rule}: {self.detail}" if self.detail else self.rule
-
-
-def _container_dois(dois: list[str], titles: list[nz.TitleKey]) -> set[str]:
-    """DOIs of a whole supplement, proceedings or book: given to records with different titles.
-
-    Such a DOI identifies none of its records (and says the record sits in an abstract book or proceedings).
-    """
-    by_doi: dict[str, list[int]] = {}
-    for i, doi in enumerate(dois):
-        if doi:
-            by_doi.setdefault(doi, []).append(i)
-    shared = set()
-    for doi, rows in by_doi.items():
-        cores = {titles[i].core for i in rows if titles[i].core}
-        if len(cores) > 1:
-            first = next(iter(cores))
-            if any(fuzz.token_set_ratio(first, other) < 70 for other in cores):
-                shared.add(doi)
-    return shared
-
-
-class Features:
-    """Normalised fields of every record, as plain lists indexed by row position (fast in loops)."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        n = len(frame)
-        column = lambda name: frame[name].tolist() if name in frame.columns else [""] * n  # noqa: E731
-        self.size = n
-        self.title = [nz.title_key(nz.text(v)) for v in column("title")]
-        self.authors = [nz.author_key(nz.text(v)) for v in column("authors")]
-        dois = [nz.normalise_doi(v) for v in column("doi")]
-        containers = _container_dois(dois, self.title)
-        self.doi = ["" if doi in containers else doi for doi in dois]
-        self.year = [nz.normalise_year(v) for v in column("year")]
-        self.venue = [nz.venue_key(nz.text(v)) for v in column("venue")]
-        # A volume equal to the record's year is the year put in the volume field ('2016' vs '94'): no volume.
-        self.volume = [
-            "" if year and volume == str(year) else volume
-            for volume, year in zip((nz.normalise_volume(v) for v in column("volume")), self.year, strict=True)
-        ]
-        issues = column("issue")
-        self.issue = [nz.normalise_volume(v) for v in issues]
-        self.supplement = [nz.supplement_number(v) for v in issues]
-        self.pages = [nz.normalise_pages(v) for v in column("pages")]
-        self.page_range = [_page_range(p) for p in self.pages]
-        self.abstract = [nz.abstract_key(v) for v in column("abstract")]
-        doc_types = [nz.text(v) for v in column("doc_type")]
-        self.kind = [self._kind(t, v) for t, v in zip(doc_types, self.venue, strict=True)]
-        self.preprint = [
-            nz.is_preprint_doi(d) or bool(_PREPRINT_VENUE.search(v.words()))
-            for d, v in zip(self.doi, self.venue, strict=True)
-        ]
-        self.numbers = [frozenset(_NUMBER_WORDS.findall(t.core)) for t in self.title]
-        volumes = column("volume")
-        # Explicit signs that a record is a meeting abstract ('' when none; see `_meeting_abstract`).
-        self.meeting = [
-            self._meeting_abstract(doc_types[k], nz.text(issues[k]), nz.text(volumes[k]), self.venue[k])
-            or ("supplement doi" if dois[k] in containers and self.kind[k] == "journal" else "")
-            for k in range(n)
-        ]
-        # Venues as small ints (0 = none): comparing two venues is then a cached dict lookup.
-        ids: dict[nz.VenueKey, int] = {}
-        self.venue_id = [ids.setdefault(v, len(ids) + 1) if v else 0 for v in self.venue]
-        self._venue_pairs: dict[tuple[int, int], bool] = {}
-
-    def same_venue(self, i: int, j: int) -> bool:
-        """Both venues given and one names (or abbreviates) the other."""
-        a, b = self.venue_id[i], self.venue_id[j]
-        if not a or not b:
-            return False
-        if a == b:
-            return True
-        key = (a, b) if a < b else (b, a)
-        found = self._venue_pairs.get(key)
-        if found is None:
-            found = self._venue_pairs[key] = nz.venues_compatible(self.venue[i], self.venue[j])
-        return found
-
-    @staticmethod
-    def _kind(doc_type: str, venue: nz.VenueKey) -> str:
-        """'conference', 'journal' or '' (a book chapter, report, or unknown)."""
-        words = venue.words()
-        if venue.supplement or _CONFERENCE_TYPE.search(doc_type) or _CONFERENCE_VENUE.search(words):
-            return "conference"
-        if _JOURNAL_TYPE.match(doc_type) or (not doc_type and words):
-            return "journal"  # a record with a venue and no type is a journal article far more often than not
-        return ""
-
-    @staticmethod
-    def _meeting_abstract(doc_type: str, issue: str, volume: str, venue: nz.VenueKey) -> str:
-        """Why a record is a meeting abstract printed in a journal ('' if nothing says so): Embase's
-        'Journal.Conference: ...' venue, an abstract document type, an abstract book, a supplement issue.
-
-        A proceedings paper (ICIS, AMCIS, HICSS) is a full paper, not an abstract: its booktitle alone does not count.
-        """
-        if venue.supplement:
-            return "conference supplement"
-        if _ABSTRACT_TYPE.search(doc_type):
-            return "abstract type"
-        if _ABSTRACT_BOOK.search(venue.words()):
-            return "abstract book"
-        if _SUPPLEMENT_ISSUE.search(issue) or _SUPPLEMENT_ISSUE.search(volume):
-            return "supplement issue"
-        return ""
-
-    def completeness(self, i: int) -> float:
-        """How complete record i is: the canonical record of a group is the most complete one."""
-        score = 0.0
-        score += 2.0 if self.title[i].core else 0.0
-        score += 1.5 if self.doi[i] else 0.0
-        score += 1.0 if self.authors[i].surnames else 0.0
-        score += 0.5 * bool(self.year[i]) + 0.5 * bool(self.venue[i]) + 0.3 * bool(self.volume[i])
-        score += 0.3 * bool(self.pages[i][0]) + 0.2 * bool(self.issue[i])
-        text, truncated = self.abstract[i]
-        score += (0.5 if truncated else 1.5) if text else 0.0
-        score += min(len(text), 3000) / 3000.0
-        score -= 1.0 if self.title[i].notice else 0.0
-        return score
 
 
 # --- similarity measures ------------------------------------------------------------------
@@ -387,9 +245,6 @@ def _conflicts(f: Features, i: int, j: int, t: float | None) -> list[str]:
     return found
 
 
-_PAGE = re.compile(r"^([a-z]{0,2})(\d+)$")
-
-
 def _volumes_differ(f: Features, i: int, j: int) -> bool:
     """Different volume numbers, unless one is the other's supplement number filed as volume ('1' vs '58 Suppl 1')."""
     vi, vj = f.volume[i], f.volume[j]
@@ -419,15 +274,6 @@ def _numbers_differ(a: str, b: str) -> bool:
 def _issues_differ(a: str, b: str) -> bool:
     """Different small issue numbers (some exports put a record number of 4+ digits in the issue field)."""
     return _numbers_differ(a, b) and len(a) <= 2 and len(b) <= 2
-
-
-def _page_range(pages: tuple[str, str]) -> tuple[str, int, int] | None:
-    """(letter prefix, first, last) of a clean page range; None for article numbers or garbled pages."""
-    first, last = _PAGE.match(pages[0]), _PAGE.match(pages[1] or pages[0])
-    if not first or not last or first.group(1) != last.group(1):
-        return None
-    start, end = int(first.group(2)), int(last.group(2))
-    return (first.group(1), start, end) if end >= start else None
 
 
 def _pages_differ(
