@@ -25,8 +25,8 @@ class _Gazetteer:
     alias_to_country: dict[str, str]
     part_of: dict[str, str]
     not_country_re: re.Pattern[str] | None
-    designs: dict[str, list[re.Pattern[str]]]
-    lenses: dict[str, list[re.Pattern[str]]]
+    designs: dict[str, re.Pattern[str]]  # one alternation per design / lens: one search, not one per cue
+    lenses: dict[str, re.Pattern[str]]
 
 
 def study_facets(title: str, abstract: str, *, lenses: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -52,9 +52,12 @@ def study_facets(title: str, abstract: str, *, lenses: dict[str, Any] | None = N
 
 
 def _countries(text: str, gazetteer: _Gazetteer) -> list[str]:
+    matches = list(gazetteer.country_re.finditer(text))
+    if not matches:  # most abstracts name no country: skip the (slower) scan for blocking phrases
+        return []
     blocked = [m.span() for m in gazetteer.not_country_re.finditer(text)] if gazetteer.not_country_re else []
     found: list[str] = []
-    for match in gazetteer.country_re.finditer(text):
+    for match in matches:
         if any(start <= match.start() and match.end() <= end for start, end in blocked):
             continue
         country = gazetteer.alias_to_country[_key(match.group(0))]
@@ -64,19 +67,31 @@ def _countries(text: str, gazetteer: _Gazetteer) -> list[str]:
 
 
 def _designs(text: str, gazetteer: _Gazetteer) -> list[str]:
-    present = [name for name, patterns in gazetteer.designs.items() if any(p.search(text) for p in patterns)]
+    present = [name for name, pattern in gazetteer.designs.items() if pattern.search(text)]
     if "quantitative" in present and "qualitative" in present and "mixed_methods" not in present:
         present.append("mixed_methods")
     return [name for name in DESIGNS if name in present]
 
 
 def _lenses(text: str, gazetteer: _Gazetteer, extra: dict[str, Any]) -> list[str]:
-    named = [name for name, patterns in gazetteer.lenses.items() if any(p.search(text) for p in patterns)]
+    named = [name for name, pattern in gazetteer.lenses.items() if pattern.search(text)]
     for name, phrases in extra.items():
-        patterns = [_phrase_re(_name_pattern(str(p)), flags=re.IGNORECASE) for p in phrases]
-        if name not in named and any(p.search(text) for p in patterns):
+        if name not in named and _extra_lens_re(tuple(str(p) for p in phrases)).search(text):
             named.append(name)
     return named
+
+
+@lru_cache(maxsize=256)
+def _extra_lens_re(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """A codebook lens's phrases as one pattern (it matches where any one of them would)."""
+    return _any_of([_phrase_re(_name_pattern(p), flags=re.IGNORECASE) for p in phrases])
+
+
+def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern that finds a match wherever one of `patterns` (all with the same flags) would."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), patterns[0].flags)
 
 
 # ---------------------------------------------------------------- loading
@@ -128,8 +143,11 @@ def _load() -> _Gazetteer:
         alias_to_country=alias_to_country,
         part_of=part_of,
         not_country_re=not_country_re,
-        designs={k: [re.compile(p.replace(" ", r"\s+"), re.IGNORECASE) for p in v] for k, v in data["designs"].items()},
+        designs={
+            k: _any_of([re.compile(p.replace(" ", r"\s+"), re.IGNORECASE) for p in v]) for k, v in data["designs"].items()
+        },
         lenses={
-            k: [_phrase_re(p.replace(" ", r"\s+"), flags=re.IGNORECASE) for p in v] for k, v in data["lenses"].items()
+            k: _any_of([_phrase_re(p.replace(" ", r"\s+"), flags=re.IGNORECASE) for p in v])
+            for k, v in data["lenses"].items()
         },
     )
