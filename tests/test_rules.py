@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pipeline.codebook import load_codebook
 from pipeline.errors import ReviewError
 from pipeline.rules import HIT_COLUMNS, build_engine, code_studies, looks_non_english, skip_reason
-from pipeline.rules.engine import lower_aligned
+from pipeline.rules.engine import _View, lower_aligned
 from pipeline.rules.nlp import lemma_of
 from pipeline.rules.prefilter import RuleRegex, build_wordset, match_heads, required_literals
 
@@ -211,6 +211,51 @@ def test_fast_path_gives_the_slow_path_output_on_on_topic_abstracts(engine, chun
         assert chunking.code_text(text) == slow  # an unscoped engine: these are all in scope anyway
         hits += len(slow)
     assert hits > 1000
+
+
+def test_hits_come_by_field_sentence_and_code_each_code_once_a_sentence(engine, chunking):
+    """The order a reader (and code_studies) gets: title first, then sentence by sentence, codes sorted."""
+    texts = _on_topic_abstracts(60)
+    titles = ["Trust and competition between schools in a collaborative network", ""] * 30
+    for engine_ in (engine, chunking):
+        for text, title in zip(texts, titles, strict=True):
+            keys = [(h.field != "title", h.start, h.code) for h in engine_.code_text(text, title=title)]
+            assert keys == sorted(set(keys))
+
+
+def test_lower_case_phrases_match_as_spacys_lower_matcher_does(codebook, unscoped):
+    """Lower-case phrases are found on their lemmas, then kept only where the tokens are the phrase's own forms:
+    the same matches as a PhraseMatcher on LOWER, also where another form shares the lemmas."""
+    from spacy.matcher import PhraseMatcher
+
+    pipe = unscoped._pipe
+    reference = PhraseMatcher(pipe.vocab, attr="LOWER")
+    phrases = {f"P|{code.id}": code.phrases for code in codebook.codes if code.phrases}
+    phrases["B|blockers"] = codebook.modifiers.blockers + ("mixed methods", "mixed-methods")
+    for key, values in phrases.items():
+        reference.add(key, [pipe.make_pattern(p) for p in values if p.strip()])
+    shared_lemmas = [p for values in phrases.values() for p in values if pipe.lemmas(p) != p.lower().split()]
+    assert shared_lemmas  # phrases whose lemmas other forms share ('trusts' -> 'trust')
+    texts = _real_abstracts(200) + _on_topic_abstracts(40)
+    texts += [f"{p} and {' '.join(pipe.lemmas(p))}; {p.upper()}." for p in shared_lemmas]
+    found = 0
+    for text in texts:
+        view = _View(*pipe.parse(text), text)
+        expected = sorted(
+            (pipe.vocab.strings[key], start, end)
+            for key, start, end in reference(view.doc)
+            if any(start >= s and end <= e for s, e in view.sents)
+        )
+        got = sorted(
+            (f"{m[0]}|{m[1]}", m[2], m[3])
+            for group in unscoped._groups(view)
+            for slot in ("concept", "blocker")
+            for m in group.get(slot, [])
+            if m[0] in ("P", "B")
+        )
+        assert got == expected, text
+        found += len(got)
+    assert found > 100
 
 
 def test_pre_filter_passes_only_text_that_can_be_coded(unscoped, chunking):
@@ -438,6 +483,25 @@ def test_mixed_direction_across_sentences(codebook, engine):
     )
     rows = code_studies(studies, codebook, engine=engine)
     assert rows.set_index("code").loc["benefits.student_outcomes", "direction"] == "mixed"
+
+
+def _code_in_worker(codebook, studies: pd.DataFrame) -> pd.DataFrame:
+    """What a worker process runs: its own engine, built from the codebook it was sent (pickled)."""
+    return code_studies(studies, codebook)
+
+
+def test_code_studies_runs_in_a_worker_process(codebook, engine):
+    """code_batch-style use: the codebook and the studies go to another process, the hits come back."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    studies = pd.DataFrame({"id": [f"s{i}" for i in range(40)], "abstract": _on_topic_abstracts(40)})
+    studies["title"] = ""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        remote = pool.submit(_code_in_worker, codebook, studies).result()
+    local = code_studies(studies, codebook, engine=engine)
+    assert len(local) > 100
+    pd.testing.assert_frame_equal(remote, local)
 
 
 # ---------------------------------------------------------------- validation against hand-coded gold

@@ -32,10 +32,11 @@ import bisect
 import logging
 import math
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipeline.codebook import Code, Codebook, anchor_values
+from pipeline.codebook import Codebook, anchor_values
 from pipeline.rules.nlp import Pipeline, inverse_lemma_table, word_log_probs
 from pipeline.rules.prefilter import (
     RuleRegex,
@@ -65,14 +66,16 @@ _ENGLISH_WORDS = frozenset(
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _ASCII_RUNS_RE = re.compile(r"[\x00-\x7f]+")
 _LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))  # a-z kept, every other byte a space
+_LETTERS_AND_MARKS = bytes(c if 97 <= c <= 122 or c == 63 else 32 for c in range(256))  # a-z and '?' kept
 _RUN_MARKS = bytes(97 if 97 <= c <= 122 else 32 for c in range(256))  # a-z as 'a', every other byte a space
 _FREQUENT_ENGLISH = tuple(f" {w} ".encode("ascii") for w in ("the", "of", "and", "to", "in"))
 _ENGLISH_BYTES = frozenset(word.encode("ascii") for word in _ENGLISH_WORDS)
 
-# a match is a tuple (kind, name, start token, end token, rule): kind P/C/T/R concept, S standalone, Q cue,
-# M modifier, D direction, B blocker; name the code id, category, modifier kind or direction; rule '' unless a
-# token pattern or regex fired. Tuples, not objects: an abstract has ~75 matches and this is the hot path.
-_Match = tuple[str, str, int, int, str]
+# a match is a tuple (kind, name, start token, end token, entry): kind P/C/T/R concept, S standalone, Q cue,
+# M modifier, D direction, B blocker; name the code id, category, modifier kind or direction; entry, for a
+# concept, (rule, standalone) with rule the kind or, when a token pattern or regex fired, its label (other
+# matches: ''). Tuples, not objects: an abstract has ~75 matches and this is the hot path.
+_Match = tuple[str, str, int, int, Any]
 
 
 class Hit(NamedTuple):
@@ -94,11 +97,8 @@ class Hit(NamedTuple):
     field: str = "abstract"  # 'abstract' or 'title'
 
 
-@dataclass(slots=True)
-class _Concept:
-    start: int
-    end: int
-    codes: dict[str, tuple[str, bool]]  # code id -> (rule, standalone)
+# a concept is a tuple (start token, end token, codes: code id -> (rule, standalone)); a tuple for speed, as _Match
+_Concept = tuple[int, int, dict[str, tuple[str, bool]]]
 
 
 @dataclass(slots=True)
@@ -106,7 +106,7 @@ class _Regex:
     kind: str  # R (a code's concept) or Q (a category's cue)
     name: str
     rule: RuleRegex
-    label: str  # the rule text of a concept regex
+    entry: Any  # its matches' entry (see _Match): (the rule text, False) for a concept regex
 
 
 class _Triggers:
@@ -125,15 +125,18 @@ class RuleEngine:
         from spacy.matcher import Matcher, PhraseMatcher
 
         self.codebook = codebook
-        self._codes: dict[str, Code] = {code.id: code for code in codebook.codes}
         self._category_of = {code.id: code.category for code in codebook.codes}
         self._directional = {name for name, cat in codebook.categories.items() if cat.directional}
         self._pipe = Pipeline()
         vocab = self._pipe.vocab
-        self._lemma_matcher = PhraseMatcher(vocab, attr="NORM")  # NORM holds the lemma (see nlp.Pipeline)
-        self._lower_matcher = PhraseMatcher(vocab, attr="LOWER")
+        # one PhraseMatcher on NORM, which holds the lemma (see nlp.Pipeline), for lemma phrases and, with their
+        # lemmas, for lower-case phrases: a token's lemma follows from its lower-case form, so a phrase that
+        # matches on LOWER matches on NORM too, and is kept only if its tokens' lower-case forms are the phrase's
+        # (one pass over the doc instead of a second matcher's)
+        self._lemma_matcher = PhraseMatcher(vocab, attr="NORM")
+        self._lower_forms: dict[tuple[str, str], set[tuple[str, ...]]] = {}  # (kind, name) -> phrases' tokens
         self._token_matcher = Matcher(vocab)
-        self._keys: dict[int, tuple[str, str, str, str]] = {}  # matcher key -> kind, name, rule, slot
+        self._keys: dict[int, tuple[str, str, Any, str]] = {}  # matcher key -> kind, name, entry, slot
         self._regexes: list[_Regex] = []
         self._triggers = _Triggers()
         self._loose = frozenset(split_pieces(self._pipe.special_cases()))
@@ -146,9 +149,12 @@ class RuleEngine:
 
     # ------------------------------------------------------------ building
 
-    def _key(self, kind: str, name: str, rule: str = "", label: str = "") -> str:
+    def _key(self, kind: str, name: str, rule: str = "", label: str = "", *, lower: bool = False) -> str:
+        """The matcher key of a kind's rules for a name; matches of lower-case phrases go to the slot 'lower'
+        until they are checked (see _groups)."""
         key = f"{kind}|{label or name}"
-        self._keys[self._pipe.vocab.strings.add(key)] = (kind, name, rule, _slot(kind, name))
+        slot = "lower" if lower else _slot(kind, name)
+        self._keys[self._pipe.vocab.strings.add(key)] = (kind, name, _entry(kind, rule), slot)
         return key
 
     def _add_lemma_phrases(self, kind: str, name: str, phrases: tuple[str, ...], *, trigger: str = "") -> None:
@@ -164,7 +170,9 @@ class RuleEngine:
         docs = [self._pipe.make_pattern(p) for p in phrases if p.strip()]
         if not docs:
             return
-        self._lower_matcher.add(self._key(kind, name), docs)
+        self._lemma_matcher.add(self._key(kind, name, lower=True), docs)
+        phrases_forms = self._lower_forms.setdefault((kind, name), set())
+        phrases_forms.update(tuple(token.lower_ for token in doc) for doc in docs)
         for doc in docs if trigger else ():
             forms = _trigger_forms([t.lower_ for t in doc], lemma=False, loose=self._loose)
             self._triggers.literals[trigger].update(forms)
@@ -172,7 +180,7 @@ class RuleEngine:
     def _add_regex(self, kind: str, name: str, pattern: str, trigger: str) -> None:
         rule = RuleRegex(pattern)
         label = f"regex:{pattern!r}" if kind == "R" else ""
-        self._regexes.append(_Regex(kind, name, rule, label))
+        self._regexes.append(_Regex(kind, name, rule, _entry(kind, label)))
         self._add_needed(trigger, rule.needs)
 
     def _add_needed(self, trigger: str, needs: list[tuple[str, ...]] | None) -> None:
@@ -301,7 +309,7 @@ class RuleEngine:
         if not fast:
             if self._non_english(text, field):
                 return []
-            return _dedupe(self._code_doc(text, 0, field, every_sentence=True))
+            return self._code_doc(text, 0, field, every_sentence=True)
         hits: list[Hit] = []
         for start, end in self.candidate_chunks(text, lower):
             if start == 0 and end == len(text):  # the whole text (an abstract): no copy, lower-cased already
@@ -309,7 +317,7 @@ class RuleEngine:
             else:
                 hits.extend(self._code_doc(text[start:end], start, field, every_sentence=False))
         # the language check only matters when there is something to drop
-        return [] if not hits or self._non_english(text, field, lower) else _dedupe(hits)
+        return [] if not hits or self._non_english(text, field, lower) else hits
 
     @staticmethod
     def _non_english(text: str, field: str, lower: str | None = None) -> bool:
@@ -321,43 +329,59 @@ class RuleEngine:
     def _code_doc(
         self, text: str, offset: int, field: str, *, every_sentence: bool, lower: str | None = None
     ) -> list[Hit]:
-        """Hits in one doc. `every_sentence`: read every sentence (the slow path); else only those with a
-        concept match (a sentence without one cannot give a hit; regex concepts are looked for in every one)."""
+        """Hits in one doc, in sentence order and, in a sentence, by code (each sentence gives a code at most
+        once). `every_sentence`: read every sentence (the slow path); else only those with a concept match (a
+        sentence without one cannot give a hit; regex concepts are looked for in every one)."""
         view = _View(*self._pipe.parse(text), text, lower)
         groups = self._groups(view)
         regexes = self._regexes if every_sentence else self._regexes_for(view)
         scan_all = every_sentence or any(r.kind == "R" for r in regexes)
         hits: list[Hit] = []
         for sentence, group in zip(view.sents, groups, strict=True):
-            if regexes and (scan_all or "concept" in group):
+            if not scan_all and "concept" not in group:
+                continue  # a regex cue matters only beside a concept; regex concepts are looked for everywhere
+            if regexes:
                 for match in self._regex_matches(view, sentence, regexes, check=not every_sentence):
-                    group.setdefault("concept" if match[0] == "R" else "cue", []).append(match)
+                    group["concept" if match[0] == "R" else "cue"].append(match)
             if every_sentence or "concept" in group:
-                hits.extend(self._code_sentence(view, sentence, group, offset, field))
+                hits += self._code_sentence(view, sentence, group, offset, field)
         return hits
 
     def _groups(self, view: _View) -> list[dict[str, list[_Match]]]:
         """The matchers' matches per sentence, grouped by slot ('concept', 'cue', 'blocker', a modifier kind or
-        'direction:<name>'), each group in matcher order; a match across a sentence end is dropped."""
-        doc = view.doc
+        'direction:<name>'), each group in matcher order (lemma phrases, lower-case phrases, token patterns); a
+        match across a sentence end is dropped."""
         keys = self._keys
-        sent_of, sent_end = view.sentence_index()
-        groups: list[dict[str, list[_Match]]] = [{} for _ in view.sents]
-        found = self._lemma_matcher(doc) + self._lower_matcher(doc)
+        groups: list[dict[str, list[_Match]]] = []
+        group_of: list[dict[str, list[_Match]]] = []  # per token: its sentence's groups
+        end_of: list[int] = []  # per token: its sentence's end
+        for start, end in view.sents:
+            group: dict[str, list[_Match]] = defaultdict(list)
+            groups.append(group)
+            group_of += [group] * (end - start)
+            end_of += [end] * (end - start)
+        for key, start, end in self._lemma_matcher(view.doc):
+            if end <= end_of[start]:
+                kind, name, entry, slot = keys[key]
+                group_of[start][slot].append((kind, name, start, end, entry))
+        for group in groups:
+            if "lower" in group:
+                self._check_lower(view, group)
         if len(self._token_matcher):
-            self._pipe.annotate(doc, [start for start, _ in view.sents])
-            found += self._token_matcher(doc)
-        for key, start, end in found:
-            number = sent_of[start]
-            if end <= sent_end[number]:
-                kind, name, rule, slot = keys[key]
-                group = groups[number]
-                matches = group.get(slot)
-                if matches is None:
-                    group[slot] = [(kind, name, start, end, rule)]
-                else:
-                    matches.append((kind, name, start, end, rule))
+            self._pipe.annotate(view.doc, [start for start, _ in view.sents])
+            for key, start, end in self._token_matcher(view.doc):
+                if end <= end_of[start]:
+                    kind, name, entry, slot = keys[key]
+                    group_of[start][slot].append((kind, name, start, end, entry))
         return groups
+
+    def _check_lower(self, view: _View, group: dict[str, list[_Match]]) -> None:
+        """Move the lower-case phrases found on their lemmas to their slots, those whose tokens are the phrase's
+        lower-case forms."""
+        for match in group.pop("lower"):
+            kind, name, start, end, _ = match
+            if tuple(map(view.lower, range(start, end))) in self._lower_forms[kind, name]:
+                group[_slot(kind, name)].append(match)
 
     def _regexes_for(self, view: _View) -> list[_Regex]:
         """The regex rules whose needed literals are all in the text: no other can match one of its sentences."""
@@ -381,7 +405,7 @@ class RuleEngine:
             for m in regex.rule.finditer(lower) if check else regex.rule.regex.finditer(lower):
                 if m.end() != m.start():
                     first, last = view.tokens_at(base + m.start(), base + m.end())
-                    found.append((regex.kind, regex.name, first, last, regex.label))
+                    found.append((regex.kind, regex.name, first, last, regex.entry))
         return found
 
     # ------------------------------------------------------------ one sentence
@@ -402,87 +426,73 @@ class RuleEngine:
         if not found or group.get("gap") or not cues and all(m[0] != "S" for m in found):
             return []
         concepts = _select_concepts(found)
-        directional = self._directional
-        cues = [
-            c
-            for c in _select_cues(cues, concepts)
-            if c[1] not in directional
-            or not self._purpose_infinitive(view, c, sentence[0])
-            and not self._activity_gerund(view, c)
-        ]
-        context = _Context(view, sentence, group, cues, directional)
-        # one hit per code in a sentence (as _dedupe keeps): the first most confident, directions that disagree
-        # make it mixed; only the kept ones become Hit objects
-        kept: dict[str, list[Any]] = {}
-        for concept in concepts:
-            cue, distance, candidates = self._candidates(concept, context)
-            confidence = _confidence(cue is None, distance)
-            for code, rule in candidates:
-                direction = self._direction(code, concept, cue, context)
-                if direction is None:
-                    continue
-                best = kept.get(code.id)
-                if best is None:
-                    kept[code.id] = [confidence, direction, concept, code, rule, cue]
-                    continue
-                if confidence > best[0]:
-                    best[:] = [confidence, best[1], concept, code, rule, cue]
-                    best[1], direction = direction, best[1]
-                if best[1] != direction and best[1] and direction:
-                    best[1] = "mixed"
+        if cues:
+            cues = self._outcome_cues(view, _select_cues(cues, concepts), sentence[0])
+        kept = self._kept_codes(concepts, cues, _Context.of(view, sentence, group, cues, self._directional))
         if not kept:
             return []
         first, last = view.trimmed(sentence)
         evidence = view.text[first:last]
         return [
-            self._hit(view, concept, code, rule, cue, confidence, direction, evidence, first, last, offset, field)
-            for confidence, direction, concept, code, rule, cue in kept.values()
+            self._hit(view, concept, code_id, rule, cue, confidence, direction, evidence, first, last, offset, field)
+            for code_id, (confidence, direction, concept, rule, cue) in sorted(kept.items())
         ]
 
-    @staticmethod
-    def _purpose_infinitive(view: _View, cue: _Match, first: int) -> bool:
-        """'to enhance', 'to build': a purpose, not an outcome; such a benefits (directional) cue is no cue."""
-        return cue[2] > first and view.lower(cue[2] - 1) == "to" and view.lower(cue[2]) != "to"
+    def _outcome_cues(self, view: _View, cues: list[_Match], first: int) -> list[_Match]:
+        """The cues without a directional (benefits) cue that names a purpose ('to enhance', 'to build') or an
+        activity ('improving practice', 'developing relationships') rather than an outcome."""
+        directional = self._directional
+        kept = []
+        for cue in cues:
+            if cue[1] in directional:
+                start = cue[2]
+                word = view.lower(start)
+                if start > first and word != "to" and view.lower(start - 1) == "to":
+                    continue  # a purpose infinitive
+                if cue[3] - start == 1 and word.endswith("ing"):
+                    continue  # an activity gerund
+            kept.append(cue)
+        return kept
 
-    @staticmethod
-    def _activity_gerund(view: _View, cue: _Match) -> bool:
-        """'improving practice', 'developing relationships': an activity, not an outcome; no benefits cue."""
-        return cue[3] - cue[2] == 1 and view.lower(cue[2]).endswith("ing")
-
-    def _candidates(self, concept: _Concept, ctx: _Context) -> tuple[_Match | None, int, list[tuple[Code, str]]]:
-        """The cue (None: standalone), its distance in tokens, and the (code, rule)s it gives the concept: the
-        concept's standalone codes, or the codes of its nearest cue's category."""
-        codes = self._codes
-        if len(concept.codes) == 1:  # the common case, without the comprehensions
-            ((code_id, (rule, alone)),) = concept.codes.items()
-            if alone:
-                return None, 0, [(codes[code_id], rule)]
-            cue, distance = ctx.nearest_cue(concept, (self._category_of[code_id],))
-            return cue, distance, [(codes[code_id], rule)] if cue is not None else []
-        standalone = [(codes[c], rule) for c, (rule, alone) in concept.codes.items() if alone]
-        if standalone:
-            return None, 0, standalone
+    def _kept_codes(self, concepts: list[_Concept], cues: list[_Match], context: _Context) -> dict[str, list[Any]]:
+        """code id -> [confidence, direction, concept, rule, cue]: one entry per code in the sentence, the first
+        most confident; directions that disagree make it mixed."""
+        kept: dict[str, list[Any]] = {}
         category_of = self._category_of
-        cue, distance = ctx.nearest_cue(concept, {category_of[c] for c in concept.codes})
-        if cue is None:
-            return None, 0, []
-        return cue, distance, [(codes[c], rule) for c, (rule, _) in concept.codes.items() if category_of[c] == cue[1]]
-
-    def _direction(self, code: Code, concept: _Concept, cue: _Match | None, ctx: _Context) -> str | None:
-        """The hit's direction ('' for a non-directional category), or None when the sentence does not code it."""
-        lo = min(concept.start, cue[2]) if cue else concept.start
-        hi = max(concept.end, cue[3]) if cue else concept.end
-        if code.category in self._directional:
-            if ctx.inquiry_only():
-                return None
-            return ctx.direction(concept, lo, hi, ctx.negated(lo, hi))
-        return None if ctx.negated(lo, hi) else ""
+        directional = self._directional
+        for concept in concepts:
+            cue, distance, candidates = _candidates(concept, cues, category_of)
+            if not candidates:
+                continue
+            confidence = _confidence(cue is None, distance)
+            start, end = concept[0], concept[1]
+            lo, hi = (start, end) if cue is None else (min(start, cue[2]), max(end, cue[3]))
+            negated = context.negated(lo, hi) if context.negations else False
+            for code_id, rule in candidates:
+                if category_of[code_id] not in directional:
+                    if negated:
+                        continue
+                    direction = ""
+                elif context.inquiry_only:
+                    continue
+                else:
+                    direction = context.direction(end, lo, hi, negated) if context.modified else "supporting"
+                best = kept.get(code_id)
+                if best is None:
+                    kept[code_id] = [confidence, direction, concept, rule, cue]
+                    continue
+                if confidence > best[0]:
+                    best[:] = [confidence, best[1], concept, rule, cue]
+                    best[1], direction = direction, best[1]
+                if best[1] != direction and best[1] and direction:
+                    best[1] = "mixed"
+        return kept
 
     def _hit(
         self,
         view: _View,
         concept: _Concept,
-        code: Code,
+        code_id: str,
         rule: str,
         cue: _Match | None,
         confidence: float,
@@ -494,14 +504,14 @@ class RuleEngine:
         field: str,
     ) -> Hit:
         text, idx, ends = view.text, view.idx, view.ends
-        match_start, match_end = idx[concept.start], ends[concept.end - 1]
+        match_start, match_end = idx[concept[0]], ends[concept[1] - 1]
         matched = text[match_start:match_end]
         cue_text = text[idx[cue[2]] : ends[cue[3] - 1]] if cue else ""
         kind = f"{_RULE_LABELS.get(rule, rule)}:{matched.lower()!r}" if len(rule) == 1 else rule
         cue_rule = f" + cue({cue[1]}):{cue_text.lower()!r}" if cue else " (standalone)"
         return Hit(  # positional: the fields in order (keywords cost three times as much)
-            code.id,
-            code.category,
+            code_id,
+            self._category_of[code_id],
             direction,
             evidence,
             offset + first,
@@ -538,13 +548,6 @@ class _View:
         self.sents = sents
         self.lower_text = lower_aligned(text, lower)
 
-    def sentence_index(self) -> tuple[list[int], list[int]]:
-        """Each token's sentence number, and each sentence's end token."""
-        sent_of: list[int] = []
-        for number, (start, end) in enumerate(self.sents):
-            sent_of += [number] * (end - start)
-        return sent_of, [end for _, end in self.sents]
-
     def lower(self, index: int) -> str:
         return self.text[self.idx[index] : self.ends[index]].lower()
 
@@ -569,18 +572,17 @@ class _View:
 
 
 class _Context:
-    """What one sentence's modifiers and cues say, asked about token ranges."""
+    """What one sentence's modifiers say, asked about token ranges."""
 
     __slots__ = (
         "first",
         "last",
-        "cues",
         "negations",
         "conditionals",
-        "has_inquiry",
-        "has_finding",
+        "inquiry_only",
         "contrasting",
         "mixed",
+        "modified",
         "breaks",
         "strong_breaks",
     )
@@ -594,13 +596,14 @@ class _Context:
         directional: set[str],
     ) -> None:
         self.first, self.last = sentence
-        self.cues = cues
-        self.negations = _negations(group, cues, directional) if group.get("negation") else ()
-        self.conditionals = group.get("conditional") or ()
-        self.has_inquiry = bool(group.get("inquiry"))
-        self.has_finding = bool(group.get("finding"))
-        self.contrasting = group.get("direction:contrasting") or ()
-        self.mixed = group.get("direction:mixed") or ()
+        self.negations = _negations(group, cues, directional) if "negation" in group else ()
+        self.conditionals = group.get("conditional")
+        # an inquiry ('whether', 'we examine') without a finding word: no benefit
+        self.inquiry_only = "inquiry" in group and not group.get("finding") and bool(group["inquiry"])
+        self.contrasting = group.get("direction:contrasting")
+        self.mixed = group.get("direction:mixed")
+        # whether a benefit's direction can be other than supporting
+        self.modified = bool(self.negations or self.conditionals or self.contrasting or self.mixed)
         # clause breaks matter only to negations, conditionals and contrasting cues
         breaks = group.get("clause_breaks") if self.negations or self.conditionals or self.contrasting else None
         self.breaks = sorted([m[2] for m in breaks]) if breaks else []
@@ -608,21 +611,21 @@ class _Context:
             sorted([m[2] for m in breaks if view.span_text(m[2], m[3]) not in _WEAK_BREAKS]) if breaks else []
         )
 
-    def nearest_cue(self, concept: _Concept, categories: Any) -> tuple[_Match | None, int]:
-        """The closest cue of one of the categories within MAX_CUE_DISTANCE (ties: the one before), and its
-        distance in tokens."""
-        best: tuple[int, int, _Match] | None = None
-        start, end = concept.start, concept.end
-        for cue in self.cues:
-            if cue[1] not in categories:
-                continue
-            distance = start - cue[3] if cue[3] <= start else cue[2] - end if end <= cue[2] else 0
-            if distance > MAX_CUE_DISTANCE:
-                continue
-            rank = (distance, 0 if cue[2] < start else 1)
-            if best is None or rank < best[:2]:
-                best = (rank[0], rank[1], cue)
-        return (best[2], best[0]) if best else (None, 0)
+    @classmethod
+    def of(
+        cls,
+        view: _View,
+        sentence: tuple[int, int],
+        group: dict[str, list[_Match]],
+        cues: list[_Match],
+        directional: set[str],
+    ) -> _Context:
+        """The sentence's context; one shared plain context for the many sentences without a modifier that
+        matters (no negation, conditional, inquiry, contrasting or mixed cue)."""
+        for slot in _MODIFIER_SLOTS:
+            if slot in group:
+                return cls(view, sentence, group, cues, directional)
+        return _PLAIN
 
     def _clause_start(self, index: int, breaks: list[int]) -> int:
         position = bisect.bisect_right(breaks, index - 1) - 1
@@ -640,10 +643,7 @@ class _Context:
         after = min(self._clause_end(hi, self.breaks), hi + NEGATION_AFTER)
         return any(window <= m[2] and m[3] <= after for m in self.negations)
 
-    def inquiry_only(self) -> bool:
-        return self.has_inquiry and not self.has_finding
-
-    def direction(self, concept: _Concept, lo: int, hi: int, negated: bool) -> str:
+    def direction(self, concept_end: int, lo: int, hi: int, negated: bool) -> str:
         """mixed: a mixed cue in the sentence, or a conditional in the clause; contrasting: negated, or a
         contrasting cue from the negation window up to just after the concept; else supporting."""
         if self.mixed:
@@ -657,7 +657,7 @@ class _Context:
             return "contrasting"
         if self.contrasting:
             window = max(self._clause_start(lo, self.breaks), lo - NEGATION_WINDOW)
-            if any(window <= m[2] and m[2] < max(hi, concept.end + 2) for m in self.contrasting):
+            if any(window <= m[2] and m[2] < max(hi, concept_end + 2) for m in self.contrasting):
                 return "contrasting"
         return "supporting"
 
@@ -678,23 +678,45 @@ def looks_non_english(text: str, lower: str | None = None) -> bool:
     `lower`: the text lower-cased, if the caller has it."""
     aligned = lower_aligned(text, lower) if lower is not None else None
     sample = aligned[:2000] if aligned is not None else text[:2000].lower()
-    data = _ascii_letters(sample)
-    if data is None:
-        words = _WORD_RE.findall(sample)
-        return len(words) >= 15 and sum(map(_ENGLISH_WORDS.__contains__, words)) / len(words) < 0.06
+    if sample.isascii():
+        return _ascii_non_english(sample.encode("ascii"))
+    # counted on ASCII bytes, each other character a '?'; as a letter a '?' can only join words, so the function
+    # words counted stay a lower bound, and as a word of its own it can only add words, so runs of a-z plus the
+    # '?'s are an upper bound on the words: enough function words among them settles it, as for most English text
+    data = sample.encode("ascii", "replace")
+    words = (b" " + data.translate(_RUN_MARKS)).count(b" a") + data.count(b"?")
+    if words < 15 or _function_words_reach(b" " + data.translate(_LETTERS_AND_MARKS) + b" ", 0.06 * words):
+        return False
+    ascii_letters = _ascii_letters(sample)
+    if ascii_letters is not None:  # no letter among the other characters: the runs of a-z are the words
+        return _ascii_non_english(ascii_letters)
+    found = _WORD_RE.findall(sample)
+    return len(found) >= 15 and sum(map(_ENGLISH_WORDS.__contains__, found)) / len(found) < 0.06
+
+
+def _ascii_non_english(data: bytes) -> bool:
+    """looks_non_english for a sample whose words are its runs of a-z (ASCII bytes)."""
     # counted without making a string per word: runs of letters, and a lower bound on the function words
-    # (" the " in the letters-only text; a repeated word shares its space, so it may be counted once)
     count = (b" " + data.translate(_RUN_MARKS)).count(b" a")
     if count < 15:
         return False
     spaced = b" " + data.translate(_LETTERS_ONLY) + b" "
-    found = 0
-    for word in _FREQUENT_ENGLISH:  # English text passes after one or two counts
-        found += spaced.count(word)
-        if found >= 0.06 * count:
-            return False
+    if _function_words_reach(spaced, 0.06 * count):
+        return False
     words = spaced.split()
     return sum(map(_ENGLISH_BYTES.__contains__, words)) / len(words) < 0.06
+
+
+def _function_words_reach(spaced: bytes, needed: float) -> bool:
+    """Whether the most frequent English function words occur at least `needed` times as words of `spaced`
+    (letters, words apart by spaces, a space at each end): " the " counted, so a repeated word sharing its space
+    is counted once, a lower bound. English text passes after one or two counts."""
+    found = 0
+    for word in _FREQUENT_ENGLISH:
+        found += spaced.count(word)
+        if found >= needed:
+            return True
+    return False
 
 
 def _ascii_letters(lower: str) -> bytes | None:
@@ -751,6 +773,12 @@ def _negations(group: dict[str, list[_Match]], cues: list[_Match], directional: 
     return [m for m in negations if not _overlaps_any(m[2], m[3], pseudo) and not _overlaps_any(m[2], m[3], plain_cues)]
 
 
+def _entry(kind: str, rule: str) -> Any:
+    """A match's entry (see _Match): for a concept, its rule (the kind, unless a token pattern or regex has a
+    label) and whether it is a standalone phrase."""
+    return (rule or kind, kind == "S") if kind in _CONCEPT_KINDS else ""
+
+
 def _slot(kind: str, name: str) -> str:
     """Where a match goes among its sentence's groups."""
     if kind in _CONCEPT_KINDS:
@@ -766,31 +794,64 @@ def _overlaps_any(start: int, end: int, others: Any) -> bool:
 def _select_concepts(matches: list[_Match]) -> list[_Concept]:
     """Group matches by span, then keep the longest non-overlapping spans (ties: earliest). A span's codes keep
     the order of their first match; a standalone match replaces a plain one of the same code."""
+    # spans keyed by (-length, start): sorting the keys puts the longest first, then the earliest
     spans: dict[tuple[int, int], dict[str, tuple[str, bool]]] = {}
-    for kind, name, start, end, rule in matches:
-        codes = spans.get((start, end))
+    for _, name, start, end, entry in matches:
+        codes = spans.get((start - end, start))
         if codes is None:
-            spans[(start, end)] = {name: (rule or kind, kind == "S")}
-            continue
-        previous = codes.get(name)
-        if previous is None or (kind == "S" and not previous[1]):
-            codes[name] = (rule or kind, kind == "S")
+            spans[(start - end, start)] = {name: entry}
+        elif name not in codes or entry[1] and not codes[name][1]:
+            codes[name] = entry
     if len(spans) == 1:
-        (start, end), codes = spans.popitem()
-        return [_Concept(start, end, codes)]
+        (negative_length, start), codes = spans.popitem()
+        return [(start, start - negative_length, codes)]
     chosen: list[_Concept] = []
-    for _, start, end in sorted([(start - end, start, end) for start, end in spans]):
+    for key in sorted(spans):
+        start = key[1]
+        end = start - key[0]
         for other in chosen:
-            if start < other.end and other.start < end:
+            if start < other[1] and other[0] < end:
                 break
         else:
-            chosen.append(_Concept(start, end, spans[(start, end)]))
-    chosen.sort(key=_concept_start)
+            chosen.append((start, end, spans[key]))
+    chosen.sort()  # by start: chosen spans do not overlap, so no two share a start
     return chosen
 
 
-def _concept_start(concept: _Concept) -> int:
-    return concept.start
+def _candidates(
+    concept: _Concept, cues: list[_Match], category_of: dict[str, str]
+) -> tuple[_Match | None, int, list[tuple[str, str]]]:
+    """The cue (None: standalone), its distance in tokens, and the (code id, rule)s it gives the concept: the
+    concept's standalone codes, or the codes of its nearest cue's category (none without such a cue)."""
+    start, end, codes = concept
+    if len(codes) == 1:  # the common case, without the comprehensions
+        ((code_id, (rule, alone)),) = codes.items()
+        if alone:
+            return None, 0, [(code_id, rule)]
+        cue, distance = _nearest_cue(cues, start, end, (category_of[code_id],))
+        return cue, distance, [(code_id, rule)] if cue is not None else []
+    standalone = [(c, rule) for c, (rule, alone) in codes.items() if alone]
+    if standalone:
+        return None, 0, standalone
+    cue, distance = _nearest_cue(cues, start, end, {category_of[c] for c in codes})
+    if cue is None:
+        return None, 0, []
+    return cue, distance, [(c, rule) for c, (rule, _) in codes.items() if category_of[c] == cue[1]]
+
+
+def _nearest_cue(cues: list[_Match], start: int, end: int, categories: Any) -> tuple[_Match | None, int]:
+    """The closest cue of one of the categories within MAX_CUE_DISTANCE of the tokens start..end (ties: the one
+    before), and its distance in tokens."""
+    best: _Match | None = None
+    best_rank = (MAX_CUE_DISTANCE + 1, 0)
+    for cue in cues:
+        if cue[1] not in categories:
+            continue
+        distance = start - cue[3] if cue[3] <= start else cue[2] - end if end <= cue[2] else 0
+        rank = (distance, 0 if cue[2] < start else 1)
+        if rank < best_rank:
+            best, best_rank = cue, rank
+    return (best, best_rank[0]) if best is not None else (None, 0)
 
 
 def _select_cues(cues: list[_Match], concepts: list[_Concept]) -> list[_Match]:
@@ -798,12 +859,12 @@ def _select_cues(cues: list[_Match], concepts: list[_Concept]) -> list[_Match]:
     free: list[_Match] = []
     for cue in cues:
         for concept in concepts:
-            if cue[2] < concept.end and concept.start < cue[3]:
+            if cue[2] < concept[1] and concept[0] < cue[3]:
                 break
         else:
             free.append(cue)
-    if len(free) < 2:
-        return free
+    if len(free) < 2 or all(a[3] <= b[2] for a, b in zip(free, free[1:], strict=False)):
+        return free  # apart and in order already: every one is kept, in this order
     chosen: list[_Match] = []
     for *_, position in sorted((c[2] - c[3], c[2], c[1], i) for i, c in enumerate(free)):
         cue = free[position]
@@ -832,21 +893,5 @@ def _confidence(standalone: bool, distance: int) -> float:
     return 0.6
 
 
-def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """One hit per (field, sentence, code): the most confident; directions that disagree become mixed."""
-    best: dict[tuple[str, int, str], Hit] = {}
-    for hit in hits:
-        key = (hit.field, hit.start, hit.code)
-        kept = best.get(key)
-        if kept is None:
-            best[key] = hit
-            continue
-        winner = hit if hit.confidence > kept.confidence else kept
-        if kept.direction != hit.direction and kept.direction and hit.direction:
-            winner = _with_direction(winner, "mixed")
-        best[key] = winner
-    return sorted(best.values(), key=lambda h: (h.field != "title", h.start, h.code))
-
-
-def _with_direction(hit: Hit, direction: str) -> Hit:
-    return hit._replace(direction=direction)
+_MODIFIER_SLOTS = ("negation", "conditional", "inquiry", "direction:contrasting", "direction:mixed")
+_PLAIN = _Context(_View(None, [], [], [], ""), (0, 0), {}, [], set())  # a sentence without any of them

@@ -8,10 +8,11 @@ Sentencizer rule exactly, without running the component (tests compare both on r
 
 from __future__ import annotations
 
-import bisect
 import re
 from functools import lru_cache
 from typing import Any
+
+import numpy
 
 
 @lru_cache(maxsize=1)
@@ -64,8 +65,8 @@ class Pipeline:
       and the tokenizer's special cases no longer override NORM ("n't" keeps its lexeme's lemma, as it had when
       lemmas were looked up from `token.lower_`). The LEMMA attribute is copied from NORM only when asked
       (token patterns on LEMMA).
-    - Sentence starts: a regex finds the Sentencizer's sentence-final characters in the text; only the tokens
-      after them are looked at.
+    - Sentence starts: a regex finds the Sentencizer's sentence-final characters among the one-character tokens;
+      only the tokens after them are looked at.
     """
 
     def __init__(self) -> None:
@@ -99,28 +100,28 @@ class Pipeline:
         doc = self.nlp.tokenizer(text)
         if not len(doc):
             return doc, [], [], []
-        columns = doc.to_array(self._columns).astype("int64")
+        columns = doc.to_array(self._columns)
         idx = columns[:, 0].tolist()
         ends = (columns[:, 0] + columns[:, 1]).tolist()
-        starts = self._sentence_starts(text, idx, ends)
+        single = numpy.flatnonzero(columns[:, 1] == 1).tolist()  # the one-character tokens
+        starts = self._sentence_starts(text, idx, ends, single)
         return doc, list(zip(starts, starts[1:] + [len(doc)], strict=True)), idx, ends
 
-    def _sentence_starts(self, text: str, idx: list[int], ends: list[int]) -> list[int]:
+    def _sentence_starts(self, text: str, idx: list[int], ends: list[int], single: list[int]) -> list[int]:
         """spaCy's Sentencizer rule: a sentence starts at token 0 and at the first token after a sentence-final
         character (a token that is one of its characters) that is neither punctuation nor such a character.
-        The final tokens are found by a regex over the text, so only the tokens after them are looked at."""
+        The final tokens are found by a regex over the characters of the one-character tokens (`single`), so
+        only the tokens after them are looked at."""
         count = len(idx)
         finals = self._punct_chars
         is_punct = self._is_punct
         found = [0]
         done = 0  # tokens before this one are already read
-        for match in self._final_re.finditer(text):
-            position = match.start()
-            if text[position] not in finals:
+        chars = "".join(map(text.__getitem__, map(idx.__getitem__, single)))
+        for match in self._final_re.finditer(chars):
+            token = single[match.start()]
+            if token < done or chars[match.start()] not in finals:
                 continue
-            token = bisect.bisect_left(idx, position, done)
-            if token >= count or idx[token] != position or ends[token] != position + 1:
-                continue  # the character is inside a longer token
             following = token + 1
             while following < count:
                 piece = text[idx[following] : ends[following]]
@@ -134,7 +135,6 @@ class Pipeline:
 
     def annotate(self, doc: Any, sentence_starts: list[int]) -> None:
         """Set LEMMA (from NORM) and the sentence starts on the doc, for token patterns that ask for them."""
-        import numpy
         from spacy.attrs import LEMMA, NORM, SENT_START
 
         if not len(doc):

@@ -265,12 +265,14 @@ class RuleRegex:
     def __init__(self, pattern: str) -> None:
         self.regex = re.compile(pattern)
         self.needs = required_literals(pattern)
+        # checked smallest group first: a group of one literal rejects a text at the cost of one `in`
+        self._checks = sorted(self.needs, key=len) if self.needs else []
         heads = match_heads(pattern)
         self._heads = build_wordset(set(), frozenset(), heads).literal_re if heads else None
 
     def could_match(self, text: str) -> bool:
         """False when the text lacks a literal every match contains (`in` is faster here than a regex)."""
-        for group in self.needs or ():
+        for group in self._checks:
             for literal in group:
                 if literal in text:
                     break
