@@ -221,7 +221,7 @@ def miss_reasons(frame: pd.DataFrame, missed: set[tuple[str, str]]) -> Counter[s
     features = Features(prepare_records(frame))
     row = {own_id: position for position, own_id in enumerate(frame["id"])}
     reasons: Counter[str] = Counter()
-    for a, b in missed:
+    for a, b in sorted(missed):  # sorted: ties in the counts print in the same order every run
         verdict = compare(features, row[a], row[b])
         if verdict.level == MATCH:
             reasons["a match kept apart by another member (no chaining)"] += 1

@@ -9,6 +9,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -168,7 +169,7 @@ def test_an_indexed_run_computes_features_and_comparisons_only_for_new_records(
     compared: list[tuple[int, int]] = []
     add_chunk, compare = Features._add_chunk, dedupe_engine.compare
 
-    def counted_chunk(self: Features, chunk: dict[str, list[object]], pool: object) -> list[str]:
+    def counted_chunk(self: Features, chunk: dict[str, list[Any]], pool: Any) -> list[str]:
         featured.append(len(chunk["title"]))
         return add_chunk(self, chunk, pool)
 

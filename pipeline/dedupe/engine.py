@@ -93,7 +93,7 @@ def _deduplicate(
     corpus = _corpus(fresh, old, index)
     frame, new = _combine(fresh, old)
     ids = frame["record_id"].tolist()
-    must, cannot = _decision_pairs(decided, {rid: pos for pos, rid in enumerate(ids)})
+    must, cannot = _decision_pairs(decided, ids)
     groups = _existing_groups(frame, new, cannot)
     candidates = CandidatePairs(corpus.keys, None if new.all() else new)
     run = _Run(corpus.features, candidates, {})
@@ -274,12 +274,13 @@ def _corpus(fresh: pd.DataFrame, old: pd.DataFrame | None, index: DedupeIndex | 
 
 
 def _decision_pairs(
-    decided: pd.DataFrame | None, positions: dict[str, int]
+    decided: pd.DataFrame | None, ids: list[str]
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     must: list[tuple[int, int]] = []
     cannot: list[tuple[int, int]] = []
     if decided is None:
         return must, cannot
+    positions = {rid: pos for pos, rid in enumerate(ids)}
     unknown = 0
     for a, b, decision in decided[["record_id_a", "record_id_b", "decision"]].itertuples(index=False):
         if a not in positions or b not in positions:

@@ -342,7 +342,7 @@ class Features:
     def take(self, rows: list[int]) -> Features:
         """The features of `rows`, in that order (a reordered or reduced corpus)."""
         taken = Features.__new__(Features)
-        state = {name: [values[r] for r in rows] for name, values in self.__getstate__().items() if name in self._LISTS}
+        state: dict[str, Any] = {name: [getattr(self, name)[r] for r in rows] for name in self._LISTS}
         position = {old: new for new, old in enumerate(rows)}
         state.update(
             size=len(rows),

@@ -6,9 +6,14 @@ score and reason). With it, `deduplicate(new, existing=groups, index=index)` com
 new records, compares only pairs that touch them, and keeps the verdicts of the groups they leave alone.
 
 The file is written atomically, and starts with a header naming its format, the dedupe engine it was made
-by (a fingerprint of this package's code and the libraries whose behaviour it depends on), and the record
-count. `DedupeIndex.load` returns an empty index (and logs why) for a missing, unreadable, older-format or
-other-engine file; `deduplicate` rebuilds an index that does not describe exactly the existing records.
+by (a fingerprint of this package's code and the libraries whose behaviour it depends on), the caller's
+context (e.g. the cleaning rules' version) and the record count. `DedupeIndex.load` returns an empty index
+(and logs why) for a missing, unreadable, older-format, other-engine or other-context file; `deduplicate`
+rebuilds an index that does not describe exactly the existing records (by record_id) from their fields.
+
+A caller saves the index only once the result it describes is committed: a run that dies before leaves the
+previous index, which describes the previous corpus exactly; one that dies between commit and save leaves
+an index that no longer covers the corpus, rebuilt (never trusted) on the next run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -112,9 +118,10 @@ class DedupeIndex:
         return frame.iloc[order].reset_index(drop=True)
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self.assign([], Features(), BlockKeys(), None)
 
     def assign(self, record_ids: list[str], features: Features, keys: BlockKeys, links: Links | None) -> None:
+        """Describe these records (rows of `features` and `keys`, in this order)."""
         self.record_ids, self.features, self.keys, self.links = record_ids, features, keys, links
 
     def reorder(self, record_ids: list[str]) -> None:
@@ -160,11 +167,12 @@ class DedupeIndex:
                     return index
                 with paused_gc():
                     state = pickle.load(handle)
+            index.assign(state["record_ids"], state["features"], state["keys"], state["links"])
+            consistent = index._consistent(int(header["records"]))  # type: ignore[call-overload]
         except Exception as error:  # a cache: whatever is wrong with the file, it is rebuilt, never trusted
             log.warning("dedupe index %s cannot be read (%s): it will be rebuilt", path, error)
-            return index
-        index.assign(state["record_ids"], state["features"], state["keys"], state["links"])
-        if not index._consistent(header["records"]):
+            return cls()
+        if not consistent:
             log.warning("dedupe index %s is inconsistent: it will be rebuilt", path)
             return cls()
         return index
@@ -176,7 +184,7 @@ class DedupeIndex:
         return records == n and lengths == {n} and len(set(self.record_ids)) == n and links_ok
 
 
-def _read_header(handle) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _read_header(handle: BinaryIO) -> dict[str, object]:
     if handle.read(len(_MAGIC)) != _MAGIC:
         raise ValueError("it is not a dedupe index")
     header = json.loads(handle.readline())

@@ -36,23 +36,7 @@ def duplicates_sheet(result: pd.DataFrame, records: pd.DataFrame) -> pd.DataFram
             "This dedupe result carries no pairs (it was copied or reloaded); "
             "run deduplicate again, or use candidate_pairs_report."
         )
-    lookup = _record_lookup(records, result)
-    rows = []
-    for pair in pairs.to_dict("records"):
-        a, b = lookup.get(pair["record_id_a"], {}), lookup.get(pair["record_id_b"], {})
-        row: dict[str, Any] = {
-            "decision": pair.get("decision", ""),
-            "status": pair["status"],
-            "reason": pair["reason"],
-            "score": pair["score"],
-            "record_id_a": pair["record_id_a"],
-            "record_id_b": pair["record_id_b"],
-        }
-        for field in SHEET_FIELDS:
-            row[f"{field}_a"] = a.get(field, "")
-            row[f"{field}_b"] = b.get(field, "")
-        rows.append(row)
-    sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
+    sheet = _side_by_side(pairs, records, result) if len(pairs) else pd.DataFrame([], columns=SHEET_COLUMNS)
     order = {"merged": 0, "maybe": 1}
     sheet["_order"] = sheet["status"].map(order).fillna(2)
     return (
@@ -60,6 +44,21 @@ def duplicates_sheet(result: pd.DataFrame, records: pd.DataFrame) -> pd.DataFram
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+def _side_by_side(pairs: pd.DataFrame, records: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
+    """The pairs with both records' sheet fields, in the pairs' order."""
+    wanted = set(pairs["record_id_a"].tolist()) | set(pairs["record_id_b"].tolist())
+    lookup = _record_lookup(records, result, wanted)
+    sheet = pairs[["record_id_a", "record_id_b", "status", "reason", "score"]].copy()
+    sheet["decision"] = pairs["decision"] if "decision" in pairs.columns else ""
+    for side in ("a", "b"):
+        named = lookup.rename(columns={f: f"{f}_{side}" for f in SHEET_FIELDS} | {"record_id": f"record_id_{side}"})
+        sheet = sheet.merge(named, on=f"record_id_{side}", how="left")  # a left merge keeps the pairs' order
+    for column in SHEET_COLUMNS:
+        if column != "score":
+            sheet[column] = sheet[column].fillna("")  # a record of neither the records nor the result
+    return sheet[SHEET_COLUMNS]
 
 
 def candidate_pairs_report(
@@ -74,15 +73,23 @@ def candidate_pairs_report(
     return sheet
 
 
-def _record_lookup(records: pd.DataFrame, result: pd.DataFrame) -> dict[str, dict[str, str]]:
-    frame = prepare_records(records, "records")
-    columns = [c for c in SHEET_FIELDS if c in frame.columns]
-    lookup: dict[str, dict[str, str]] = {}
-    for key, row in zip(frame["record_id"], frame[columns].to_dict("records"), strict=True):
-        lookup[key] = {name: text(value) for name, value in row.items()}
-    for key, own_id in zip(result["record_id"], result["id"], strict=True):
-        lookup.setdefault(key, {"id": own_id})
-    return lookup
+def _record_lookup(records: pd.DataFrame, result: pd.DataFrame, wanted: set[str]) -> pd.DataFrame:
+    """The sheet fields (as text) of the records in `wanted`, one row per record_id; a record of the result
+    missing from `records` shows only its own id. Only these records: a million-record corpus lists few."""
+    frame = prepare_records(records, "records", columns=SHEET_FIELDS)
+    frame = frame[frame["record_id"].isin(wanted)]
+    table = {"record_id": frame["record_id"].tolist()}
+    for field in SHEET_FIELDS:
+        values = frame[field].tolist() if field in frame.columns else [""] * len(frame)
+        table[field] = [text(value) for value in values]
+    known = set(table["record_id"])
+    for key, own_id in zip(result["record_id"].tolist(), result["id"].tolist(), strict=True):
+        if key in wanted and key not in known:
+            known.add(key)
+            table["record_id"].append(key)
+            for field in SHEET_FIELDS:
+                table[field].append(own_id if field == "id" else "")
+    return pd.DataFrame(table, columns=["record_id", *SHEET_FIELDS])
 
 
 def merge_group_fields(group: pd.DataFrame) -> dict[str, Any]:
