@@ -3,6 +3,22 @@
     python benchmarks/topics_bench.py speed      fit time and peak memory, 1k and 10k abstracts, per backend
     python benchmarks/topics_bench.py quality    coherence, diversity, separation and outliers per corpus and backend
     python benchmarks/topics_bench.py calibrate  topic -> code scores of off-codebook topics vs gold code groups
+    python benchmarks/topics_bench.py scale      100k studies: capped fit, placement, incremental +1 %, memory
+    python benchmarks/topics_bench.py distill    how long distilling the model2vec model takes (into a temp dir)
+
+Scale corpus: the works of benchmarks/synthetic.py (seed 0, 30 % on-topic: abstracts made of the seed and
+hand-coded sentences, so topics map to codes and get suggestions; the rest real titles and abstracts of
+../shared/data recombined), id, title and abstract, read in batches of 5,000 as a store would give them.
+Each (backend, size) runs in a fresh subprocess with an empty embedding cache and no saved model:
+  scan+fit   read the studies once, draw the sample (topics.max_fit_studies), embed it, fit, map to codes;
+  place      embed and place every other study with the fitted model, ASSIGN_BATCH at a time;
+  finish     the tables of every study, and the saved model (model.pkl + studies.npz);
+  outputs    write_topic_outputs (CSV, YAML, JSON, the figures page);
+  +1%        a new run on the corpus plus 1 % new studies, reusing the saved model: only those are embedded;
+  rerun      the same again with nothing new.
+Peak RSS is sampled by pipeline.metrics.StageMeter over the process and its children (HDBSCAN's and
+joblib's worker processes); cpu s is user + system time of the same. The corpus is made once (timed apart)
+and written as one pickled frame per batch; every pass reads it back from disk, as a flow reads the store.
 
 Corpora (../shared/data, see its MANIFEST.md), all off-topic for the school-to-school codebook:
 - digital_work: 1,538 distinct abstracts (information systems; bib-dedupe records_pre_merged.csv);
@@ -26,6 +42,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -314,6 +331,165 @@ def calibrate(args: argparse.Namespace) -> None:
             print(f"  highest off-codebook: {name} {score:.3f} {code} <- {topic_words[:60]}")
 
 
+# ---------------------------------------------------------------- scale
+
+
+SCALE_BATCH = 5000
+
+
+def scale(args: argparse.Namespace) -> None:
+    print(f"max_fit_studies {args.max_fit}; a fresh process, embedding cache and saved model per row")
+    for size in args.sizes:
+        for backend in args.backends:
+            out = subprocess.run(
+                [sys.executable, __file__, "_scale_one", backend, str(size), str(args.max_fit)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if out.returncode:
+                print(f"{backend} {size}: FAILED {out.stderr.strip().splitlines()[-3:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"\n{backend}, {size:,} studies: {r['status']}; {r['topics']} topics, {r['suggestions']:,} suggestions, "
+                  f"outliers {r['before']:.1%} -> {r['after']:.1%}")  # fmt: skip
+            print(f"  {'stage':22} {'studies':>9} {'wall s':>8} {'cpu s':>8} {'studies/s':>10} {'peak RSS MB':>12}")
+            for row in r["stages"]:
+                rate = f"{row['records_per_second']:,.0f}" if row["records_per_second"] else ""
+                print(f"  {row['stage']:22} {row['records'] or 0:>9,} {row['seconds']:>8.1f} {row['cpu_seconds']:>8.1f} "
+                      f"{rate:>10} {row['peak_rss_mb']:>12,.0f}")  # fmt: skip
+            full = sum(row["seconds"] for row in r["stages"] if row["stage"] in ("scan+fit", "place", "finish"))
+            inc = next(row["seconds"] for row in r["stages"] if row["stage"].startswith("+1%"))
+            print(f"  full run {full:,.0f} s; +1 % run {inc:,.1f} s = {inc / full:.1%} of it; reading the corpus "
+                  f"from disk once: {r['generator_s']:.1f} s (a run reads it 2-3 times; making it took "
+                  f"{r['made_s']:.0f} s, outside the figures)")  # fmt: skip
+            print(f"  peak RSS {r['peak_mb']:,.0f} MB; saved model {r['model_mb']:.0f} MB + studies {r['studies_mb']:.1f} MB;"
+                  f" embedding cache {r['cache_mb']:.0f} MB ({r['cache_rows']:,} rows)")  # fmt: skip
+
+
+def scale_batches(size: int, start: int = 0) -> Any:
+    """A callable yielding the synthetic works [start, size) as studies frames of SCALE_BATCH rows."""
+    import pandas as pd
+
+    from benchmarks.synthetic import WorkFactory, load_pool
+
+    factory = WorkFactory(load_pool(), 0, 0.3)
+
+    def batches() -> Any:
+        for first in range(start, size, SCALE_BATCH):
+            works = [factory.work(i) for i in range(first, min(size, first + SCALE_BATCH))]
+            yield pd.DataFrame({"id": [f"w{w.index:07d}" for w in works], "title": [w.title for w in works],
+                                "abstract": [w.abstract for w in works]})  # fmt: skip
+
+    return batches
+
+
+def stored_batches(size: int, folder: Path) -> Any:
+    """The works [0, size) written once as one pickled frame per batch, read back on every pass: the corpus
+    comes from disk as a store would give it, and the generator's cost is paid once, outside the figures."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    have = sorted(folder.glob("*.pkl"))
+    if len(have) < -(-size // SCALE_BATCH):
+        for k, frame in enumerate(scale_batches(size)()):
+            frame.to_pickle(folder / f"{k:05d}.pkl")
+    names = sorted(folder.glob("*.pkl"))[: -(-size // SCALE_BATCH)]
+
+    def batches() -> Any:
+        for name in names:
+            yield pd.read_pickle(name)  # noqa: S301 - written just above
+
+    return batches
+
+
+def _scale_one(backend: str, size: int, max_fit: int) -> None:
+    _quiet()
+    logging.getLogger("pipeline.ingest").setLevel(logging.ERROR)
+    from pipeline.metrics import StageMeter
+    from pipeline.topics import TopicRun, TopicSettings, assign_batch, model_topics, write_topic_outputs
+
+    book = codebook()
+    settings = TopicSettings(backend=backend, max_fit_studies=max_fit)
+    meter = StageMeter()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        grown = stored_batches(size + size // 100, Path(tmp) / "corpus")  # the corpus and its +1 % update
+        made_s = time.perf_counter() - start
+        batches = _first(grown, size)
+        start = time.perf_counter()
+        for _frame in grown():
+            pass
+        generator_s = time.perf_counter() - start
+        cache, state_dir = Path(tmp) / "cache", Path(tmp) / "state"
+        cache.mkdir()
+        if backend == "model2vec":  # reuse the distilled model, not the embeddings
+            from pipeline.topics.embeddings import MODEL2VEC_DIRNAME, distill_model2vec
+
+            (cache / MODEL2VEC_DIRNAME).symlink_to(distill_model2vec())
+        with meter.stage("scan+fit", records=size) as stage:
+            run = TopicRun.start(batches, book, settings, cache_dir=cache, state_dir=state_dir)
+            stage.records = int(run.placed_now.sum())
+        with meter.stage("place", records=size - int(run.placed_now.sum())):
+            for positions, texts in run.to_place(batches):
+                run.add(positions, assign_batch(run.fitted, texts))
+        with meter.stage("finish", records=size):
+            result = run.finish()
+        with meter.stage("outputs", records=size):
+            write_topic_outputs(result, Path(tmp) / "outputs")
+        summary = {"status": result.status, "topics": int((result.topics["topic"] != -1).sum()),
+                   "suggestions": len(result.suggestions), "before": result.outlier_share_before,
+                   "after": result.outlier_share_after}  # fmt: skip
+        del result, run
+        with meter.stage(f"+1% ({size // 100:,} new)", records=size + size // 100):
+            again = model_topics(grown, book, settings, cache_dir=cache, state_dir=state_dir)
+        assert again.run["model"] == "reused" and again.run["placed_now"] == size // 100, again.run
+        del again
+        with meter.stage("rerun, nothing new", records=size + size // 100):
+            model_topics(grown, book, settings, cache_dir=cache, state_dir=state_dir)
+        rows = _cache_rows(cache / "embeddings.sqlite")
+        summary.update(
+            stages=meter.table(), generator_s=generator_s, made_s=made_s,
+            peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            model_mb=(state_dir / "model.pkl").stat().st_size / 1e6,
+            studies_mb=(state_dir / "studies.npz").stat().st_size / 1e6,
+            cache_mb=(cache / "embeddings.sqlite").stat().st_size / 1e6 if rows else 0.0, cache_rows=rows,
+        )  # fmt: skip
+    print(json.dumps(summary))
+
+
+def _first(batches: Any, size: int) -> Any:
+    """The first `size` studies of a batches() callable (size a multiple of SCALE_BATCH or the last batch cut)."""
+
+    def first() -> Any:
+        left = size
+        for frame in batches():
+            if left <= 0:
+                return
+            yield frame.head(left)
+            left -= len(frame)
+
+    return first
+
+
+def _cache_rows(path: Path) -> int:
+    import sqlite3
+
+    if not path.is_file():
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM vectors2").fetchone()[0])
+
+
+def distill(args: argparse.Namespace) -> None:
+    from pipeline.topics.embeddings import distill_model2vec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start, cpu = time.perf_counter(), time.process_time()
+        folder = distill_model2vec(Path(tmp))
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+        print(f"distilled model2vec in {time.perf_counter() - start:.1f} s wall, {time.process_time() - cpu:.1f} s cpu "
+              f"(this process); {size:.0f} MB")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -332,6 +508,15 @@ def main() -> None:
     c.add_argument("--backends", nargs="+", default=["minilm", "model2vec", "tfidf"])
     c.add_argument("--clusterings", nargs="+", default=["hdbscan", "kmeans"])
     c.add_argument("--thresholds", type=float, nargs="+", default=[0.15, 0.2, 0.22, 0.25, 0.3, 0.33, 0.4])
+    sc = sub.add_parser("scale")
+    sc.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    sc.add_argument("--backends", nargs="+", default=["model2vec", "tfidf"])
+    sc.add_argument("--max-fit", type=int, default=20_000)
+    sub.add_parser("distill")
+    so = sub.add_parser("_scale_one")
+    so.add_argument("backend")
+    so.add_argument("size", type=int)
+    so.add_argument("max_fit", type=int)
     o = sub.add_parser("_one")
     o.add_argument("backend")
     o.add_argument("size", type=int)
@@ -339,8 +524,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "_one":
         _one(args.backend, args.size, args.clustering)
+    elif args.command == "_scale_one":
+        _scale_one(args.backend, args.size, args.max_fit)
     else:
-        {"speed": speed, "quality": quality, "calibrate": calibrate}[args.command](args)
+        {"speed": speed, "quality": quality, "calibrate": calibrate, "scale": scale, "distill": distill}[args.command](args)
 
 
 if __name__ == "__main__":

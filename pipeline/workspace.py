@@ -51,6 +51,8 @@ class TopicSettings(_Strict):
     embedding: Literal["model2vec", "minilm", "tfidf"] = "minilm"  # why: README, "Topic models"
     seed: int = 42
     min_topic_size: int = Field(default=5, gt=1)
+    max_fit_studies: int = Field(default=20_000, ge=4, description="fit on at most this many studies; place the rest")
+    refit_share: float = Field(default=0.2, ge=0.0, le=1.0, description="refit when this share of studies is new")
 
 
 class RunnerSettings(_Strict):

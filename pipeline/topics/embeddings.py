@@ -6,9 +6,15 @@ Three backends, all without a model hub:
 - ``model2vec``: a static model distilled locally, once, from that same MiniLM (``distill_model2vec``);
 - ``tfidf``: TF-IDF + truncated SVD fitted on the corpus itself.
 
-Neural embeddings are cached per text in ``<cache_dir>/embeddings.sqlite`` under sha256(model tag + text), where
-the model tag names the backend and fingerprints its weights, so a re-run or a living-review update embeds only
-texts it has not seen. TF-IDF vectors depend on the whole corpus, so they are recomputed (it takes about a second).
+Neural embeddings are cached per text in ``<cache_dir>/embeddings.sqlite`` under the first 16 bytes of
+sha256(model tag + text), where the model tag names the backend and fingerprints its weights, so a re-run or a
+living-review update embeds only texts it has not seen. The cache stays compact at a million studies:
+model2vec rows are the model's own float16 output (its embedding table is float16, so nothing is lost; 512 bytes
+for 256 dimensions), normalised when read exactly as when computed; MiniLM rows are its normalised float32 output.
+Model2vec caches study documents only: sentences (quote and evidence candidates, ten or so per study) are
+re-embedded each time, which is as fast as reading them back and keeps the cache at one row per study. MiniLM
+caches every text it embeds, because it is ~17 texts/s here. TF-IDF vectors depend on the corpus they were
+fitted on, so they are recomputed (it takes about a second).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ BACKENDS: tuple[str, ...] = ("model2vec", "minilm", "tfidf")
 MODEL2VEC_DIRNAME = "model2vec-minilm-l6-v2-pca256"
 _CACHE_FILE = "embeddings.sqlite"
 _SQL_CHUNK = 500  # keys per IN (...) query: below SQLite's variable limit
+_KEY_BYTES = 16  # 128 bits of sha256: collisions are out of reach at any corpus size
+_RAW_FLOAT16 = 2  # cache row kinds: the encoder's float16 output, normalised when read
+_NORMALISED_FLOAT32 = 4  # or an already normalised float32 vector (MiniLM, and rows of the first cache format)
 
 
 def default_cache_dir() -> Path:
@@ -111,7 +120,8 @@ class Embedder:
         """Learn what the backend needs from the corpus; `extra` texts (the codebook's) only extend a vocabulary."""
         return self
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
+        """One L2-normalised float32 row per text; `cache=False` marks throw-away texts (sentences)."""
         raise NotImplementedError
 
     def mapping_vectors(self, texts: Sequence[str]) -> Any:
@@ -129,7 +139,9 @@ class _CachedNeural(Embedder):
         self.tag = tag
         self._model: Any = None
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
+        if not cache and self.backend != "minilm":  # MiniLM is too slow to embed anything twice
+            return _normalise(self._encode(list(texts))) if texts else np.zeros((0, self.dim()), dtype=np.float32)
         keys = [_text_key(self.tag, t) for t in texts]
         found = self.cache.get(keys)
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
@@ -142,12 +154,17 @@ class _CachedNeural(Embedder):
                 self.backend,
                 len(set(keys)) - len(missing),
             )
-            vectors = _normalise(self._encode([t for _, t in missing]))
-            self.cache.put([k for k, _ in missing], vectors)
+            raw = self._encode([t for _, t in missing])
+            vectors = _normalise(raw)
+            self.cache.put([k for k, _ in missing], *_cache_rows(raw, vectors))
             found.update({k: v for (k, _), v in zip(missing, vectors, strict=True)})
         if not keys:
             return np.zeros((0, self.dim()), dtype=np.float32)
         return np.vstack([found[k] for k in keys]).astype(np.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the loaded network (a saved topic model re-makes its embedder on load)."""
+        return {**self.__dict__, "_model": None}
 
     def dim(self) -> int:
         model = self._load()
@@ -161,7 +178,9 @@ class _CachedNeural(Embedder):
         model = self._load()
         if self.backend == "minilm":
             return np.asarray(model.encode(texts, batch_size=32, show_progress_bar=False, convert_to_numpy=True))
-        return np.asarray(model.encode(texts, show_progress_bar=False))
+        # No multiprocessing: above 10k texts model2vec switches it on and sets TOKENIZERS_PARALLELISM=false for
+        # the rest of the process; the fast tokenizer already uses every core on its own.
+        return np.asarray(model.encode(texts, show_progress_bar=False, use_multiprocessing=False))
 
     def _load(self) -> Any:
         if self._model is None:
@@ -205,7 +224,7 @@ class _TfidfSvd(Embedder):
             self.svd = TruncatedSVD(n_components=dims, random_state=self.seed).fit(matrix) if dims >= 2 else None
         return self
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
         matrix = self._tfidf(texts)
         dense = self.svd.transform(matrix) if self.svd is not None else matrix.toarray()
         return _normalise(dense)
@@ -247,7 +266,12 @@ def embed_texts(texts: list[str], backend: str, cache_dir: Path | None = None) -
 
 
 class _VectorCache:
-    """sha256 key -> float32 vector in one SQLite file: safe for concurrent readers, one writer at a time."""
+    """16-byte key -> vector in one SQLite file: safe for concurrent readers, one writer at a time.
+
+    A row is (key, kind, vector): kind 2 is an encoder's raw float16 output, normalised when read (the same
+    float32 arithmetic as when it was computed, so a cached vector equals a fresh one bit for bit); kind 4 is a
+    normalised float32 vector. A cache of the first format (hex keys, float32 rows) is moved over on first use.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -257,31 +281,68 @@ class _VectorCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=60)
         try:
-            conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS vectors2 (key BLOB PRIMARY KEY, kind INTEGER NOT NULL, vector BLOB NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            _migrate_first_format(conn)
             yield conn
             conn.commit()
         finally:
             conn.close()
 
-    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+    def get(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         unique = sorted(set(keys))
-        found: dict[str, np.ndarray] = {}
+        found: dict[bytes, np.ndarray] = {}
         with self._connect() as conn:
             for start in range(0, len(unique), _SQL_CHUNK):
                 chunk = unique[start : start + _SQL_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for key, blob in conn.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk):  # noqa: S608
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
+                query = f"SELECT key, kind, vector FROM vectors2 WHERE key IN ({marks})"  # noqa: S608
+                for key, kind, blob in conn.execute(query, chunk):
+                    found[bytes(key)] = _decode(kind, blob)
         return found
 
-    def put(self, keys: list[str], vectors: np.ndarray) -> None:
-        rows = [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors, strict=True)]
+    def put(self, keys: list[bytes], kinds: list[int], blobs: list[bytes]) -> None:
         with self._connect() as conn:
-            conn.executemany("INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)", rows)
+            conn.executemany(
+                "INSERT OR REPLACE INTO vectors2 (key, kind, vector) VALUES (?, ?, ?)", zip(keys, kinds, blobs)
+            )
 
 
-def _text_key(tag: str, text: str) -> str:
-    return hashlib.sha256(f"{tag}\x1f{text}".encode()).hexdigest()
+def _migrate_first_format(conn: sqlite3.Connection) -> None:
+    """Move rows of the first cache format (hex sha256 keys, normalised float32) into vectors2, once."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vectors'").fetchone():
+        return
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then find the old table gone
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vectors'").fetchone():
+        rows = conn.execute("SELECT key, vector FROM vectors").fetchall()
+        conn.executemany(
+            "INSERT OR IGNORE INTO vectors2 (key, kind, vector) VALUES (?, ?, ?)",
+            ((bytes.fromhex(key)[:_KEY_BYTES], _NORMALISED_FLOAT32, blob) for key, blob in rows),
+        )
+        conn.execute("DROP TABLE vectors")
+        log.info("embedding cache: moved %d vector(s) to the compact format", len(rows))
+    conn.commit()
+
+
+def _cache_rows(raw: np.ndarray, vectors: np.ndarray) -> tuple[list[int], list[bytes]]:
+    """What to store for freshly encoded texts: float16 output as it came, anything else normalised float32."""
+    raw = np.asarray(raw)
+    if raw.dtype == np.float16:
+        return [_RAW_FLOAT16] * len(raw), [np.ascontiguousarray(row).tobytes() for row in raw.reshape(len(raw), -1)]
+    rows = [np.ascontiguousarray(v, dtype=np.float32).tobytes() for v in vectors]
+    return [_NORMALISED_FLOAT32] * len(rows), rows
+
+
+def _decode(kind: int, blob: bytes) -> np.ndarray:
+    if kind == _RAW_FLOAT16:
+        return _normalise(np.frombuffer(blob, dtype=np.float16))[0]
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def _text_key(tag: str, text: str) -> bytes:
+    return hashlib.sha256(f"{tag}\x1f{text}".encode()).digest()[:_KEY_BYTES]
 
 
 def _fingerprint(model_dir: Path) -> str:

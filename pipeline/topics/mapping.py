@@ -58,9 +58,10 @@ class Space:
     semantic: Embedder | None
     lexical: Embedder
 
-    def vectors(self, texts: Sequence[str]) -> Vectors:
+    def vectors(self, texts: Sequence[str], *, cache: bool = True) -> Vectors:
+        """Both kinds of vectors; `cache=False` for throw-away texts (sentences), see embeddings.py."""
         texts = list(texts)
-        semantic = _unit_rows(self.semantic.embed(texts)) if self.semantic is not None else None
+        semantic = _unit_rows(self.semantic.embed(texts, cache=cache)) if self.semantic is not None else None
         return Vectors(semantic, _unit_sparse(self.lexical.mapping_vectors(texts)))
 
     def similarity(self, a: Vectors, b: Vectors) -> np.ndarray:
@@ -188,21 +189,70 @@ def best_sentences(sentence_lists: Sequence[Sequence[str]], targets: Vectors, sp
 
     Sentences are ranked by the mean of semantic and lexical similarity, so a paraphrase can still win.
     """
-    flat = [s for sentences in sentence_lists for s in sentences]
-    vecs = space.vectors(flat) if flat else None
-    out, start = [], 0
-    for k, sentences in enumerate(sentence_lists):
-        if not sentences or vecs is None:
-            out.append(("", 0.0))
+    best = best_sentence_indices(sentence_lists, targets, space)
+    return [(sentences[k] if k >= 0 else "", score) for sentences, (k, score) in zip(sentence_lists, best, strict=True)]
+
+
+def best_sentence_indices(
+    sentence_lists: Sequence[Sequence[str]],
+    targets: Vectors,
+    space: Space,
+    target_rows: Sequence[int] | None = None,
+) -> list[tuple[int, float]]:
+    """best_sentences as (index of the sentence in its list, score); (-1, 0.0) for a study without sentences.
+
+    With `target_rows`, list k is compared with row target_rows[k] of `targets` (else with row k). A list object
+    given several times (one study, several targets) is embedded once, and the lexical similarities are one
+    sparse product per target row, not one per list: each row's sum runs in the same order either way, so the
+    scores are the same to the last bit.
+    """
+    rows = list(range(len(sentence_lists))) if target_rows is None else list(target_rows)
+    starts: dict[int, int] = {}  # id of a sentence list -> the position of its first row in the embedded rows
+    firsts: list[int] = []
+    flat: list[str] = []
+    for sentences in sentence_lists:
+        if id(sentences) not in starts:
+            starts[id(sentences)] = len(flat)
+            flat.extend(sentences)
+        firsts.append(starts[id(sentences)])
+    if not flat:
+        return [(-1, 0.0)] * len(sentence_lists)
+    vecs = space.vectors(flat, cache=False)
+    lexical = _lexical_similarities(vecs, targets, sentence_lists, firsts, rows)
+    out: list[tuple[int, float]] = []
+    for k, (sentences, start) in enumerate(zip(sentence_lists, firsts, strict=True)):
+        if not sentences:
+            out.append((-1, 0.0))
             continue
-        end = start + len(sentences)
-        sims = _dense(vecs.lexical[start:end] @ targets.lexical[k].T).ravel()
+        sims = lexical[k]
         if vecs.semantic is not None and targets.semantic is not None:
-            sims = (sims + vecs.semantic[start:end] @ targets.semantic[k]) / 2
+            sims = (sims + vecs.semantic[start : start + len(sentences)] @ targets.semantic[rows[k]]) / 2
         sims = np.round(sims, 6)  # ties go to the earliest sentence on every platform
         best = int(np.argmax(sims))
-        out.append((sentences[best], float(sims[best])))
-        start = end
+        out.append((best, float(sims[best])))
+    return out
+
+
+def _lexical_similarities(
+    vecs: Vectors,
+    targets: Vectors,
+    sentence_lists: Sequence[Sequence[str]],
+    firsts: list[int],
+    rows: list[int],
+) -> list[np.ndarray]:
+    """Per list, its sentences' lexical cosine with its target: one sparse product per distinct target row."""
+    by_target: dict[int, list[int]] = {}
+    for k, sentences in enumerate(sentence_lists):
+        if sentences:
+            by_target.setdefault(rows[k], []).append(k)
+    out: list[np.ndarray] = [np.zeros(0)] * len(sentence_lists)
+    for row, lists in by_target.items():
+        index = np.concatenate([np.arange(firsts[k], firsts[k] + len(sentence_lists[k])) for k in lists])
+        sims = _dense(vecs.lexical[index] @ targets.lexical[row].T).ravel()
+        offset = 0
+        for k in lists:
+            out[k] = sims[offset : offset + len(sentence_lists[k])]
+            offset += len(sentence_lists[k])
     return out
 
 
