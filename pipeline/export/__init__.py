@@ -4,6 +4,11 @@ and the PRISMA 2020 flow diagram (SVG and PNG).
 Every file is deterministic: identical inputs give byte-identical files (no timestamps inside them; the run time
 lives in the run summary). Every file is written atomically (pipeline.io.atomic_write).
 
+Scale: the CSV and XLSX files are written a chunk of rows at a time (memory does not grow with the number of
+studies); a table longer than an Excel sheet continues in numbered sheets; the HTML map of a review of more than
+html_map.FULL_MAP_MAX_STUDIES studies counts every study but embeds quotes for the first studies of each cell only,
+and says so on the page (see pipeline.export.html_map).
+
 Public API:
     write_exports(matrix, prisma, outputs_dir, formats=("csv", "xlsx", "html"), *, agreement=None) -> list[Path]
     write_prisma(prisma, outputs_dir) -> list[Path]

@@ -11,6 +11,16 @@ Untrusted text (titles, abstracts, quotes, authors, file names) never becomes ma
 a <script type="application/json"> element with '<', '>' and '&' written as \\u003c, \\u003e, \\u0026 (so no
 text can close the element), and the page inserts them with textContent only. A Content-Security-Policy allows
 only the page's own script and style (by hash) and no network at all.
+
+A review of more than `full_map_max_studies` studies (FULL_MAP_MAX_STUDIES, 20,000) would make a page no browser
+opens: its map is *sampled*. The heatmap still counts every study: the counts of every cell, for every facet and
+every choice of the method and direction filters, and the totals, are computed here and embedded. Quotes are
+embedded only for the first `sample_per_cell` studies (SAMPLE_PER_CELL, 10) of each cell of each facet and of each
+code's 'All' cell, oldest first (the matrix order), and abstracts not at all; a note on the page and in the cell's
+panel says how many studies the cell has, how many the page shows, and that evidence_matrix_long.csv (and the
+XLSX) holds them all. The search box then searches the quotes the page holds, and says so. The page is the same
+template with a few of its functions redefined (evidence_map_sampled.html, added at the end of its script: a later
+function declaration wins), so the escaping and the CSP are the same.
 """
 
 from __future__ import annotations
@@ -31,6 +41,11 @@ from pipeline.io import atomic_write
 from pipeline.synth import FACETS, Matrix, Row, facet_labels, split_list
 
 TEMPLATE = "evidence_map.html"
+SAMPLED_SCRIPT = "evidence_map_sampled.html"  # a fragment of the page script (.html: shipped as package data)
+FULL_MAP_MAX_STUDIES = 20_000  # above this, the page embeds a sample of the studies (see the module docstring)
+SAMPLE_PER_CELL = 10  # studies with their quotes embedded per heatmap cell in a sampled map
+LONG_CSV = "evidence_matrix_long.csv"
+_SCRIPT_END = "  setUp();\n}());\n</script>"
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _PLACEHOLDER_RE = re.compile(r"\{\{(TITLE|CSP|DATA)\}\}")
 _BLOCK_RE = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("script", "style")}
@@ -39,24 +54,50 @@ _BLOCK_RE = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("script
 def write_html_map(
     matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path, *,
     agreement: Mapping[str, pd.DataFrame] | None = None,
+    full_map_max_studies: int = FULL_MAP_MAX_STUDIES, sample_per_cell: int = SAMPLE_PER_CELL,
 ) -> Path:
     """Write the evidence map to `path` atomically; identical inputs give identical bytes."""
+    page = render_html(matrix, prisma, agreement=agreement, full_map_max_studies=full_map_max_studies,
+                       sample_per_cell=sample_per_cell)
     with atomic_write(path, newline="\n") as handle:
-        handle.write(render_html(matrix, prisma, agreement=agreement))
+        handle.write(page)
     return path
 
 
 def render_html(
-    matrix: Matrix, prisma: Mapping[str, Any] | None = None, *, agreement: Mapping[str, pd.DataFrame] | None = None
+    matrix: Matrix, prisma: Mapping[str, Any] | None = None, *, agreement: Mapping[str, pd.DataFrame] | None = None,
+    full_map_max_studies: int = FULL_MAP_MAX_STUDIES, sample_per_cell: int = SAMPLE_PER_CELL,
 ) -> str:
-    template = resources.files("pipeline.export").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    template = _resource(TEMPLATE)
+    sampled = is_sampled(matrix, full_map_max_studies)
+    if sampled:
+        template = _sampled_template(template)
+    data = map_data(matrix, prisma, agreement=agreement, full_map_max_studies=full_map_max_studies,
+                    sample_per_cell=sample_per_cell)
     values = {
         "TITLE": escape(_page_title(matrix), quote=True),
         "CSP": _csp(template),
-        "DATA": embed_json(map_data(matrix, prisma, agreement=agreement)),
+        "DATA": embed_json(data),
     }
     # One pass over the template: a placeholder-looking string inside the data is never substituted.
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+
+
+def is_sampled(matrix: Matrix, full_map_max_studies: int = FULL_MAP_MAX_STUDIES) -> bool:
+    """True when the map holds quotes for a sample of the studies only (more than full_map_max_studies)."""
+    return matrix.n_studies > full_map_max_studies
+
+
+def _resource(name: str) -> str:
+    return resources.files("pipeline.export").joinpath(name).read_text(encoding="utf-8")
+
+
+def _sampled_template(template: str) -> str:
+    """The page with the sampled map's functions added at the end of its script (they replace the full map's)."""
+    if template.count(_SCRIPT_END) != 1:
+        raise RuntimeError(f"{TEMPLATE} no longer ends its script with setUp(); update _SCRIPT_END")
+    overrides = _resource(SAMPLED_SCRIPT)
+    return template.replace(_SCRIPT_END, overrides + _SCRIPT_END)
 
 
 def embed_json(data: Any) -> str:
@@ -92,11 +133,20 @@ def _csp(page: str) -> str:
 
 
 def map_data(
-    matrix: Matrix, prisma: Mapping[str, Any] | None = None, *, agreement: Mapping[str, pd.DataFrame] | None = None
+    matrix: Matrix, prisma: Mapping[str, Any] | None = None, *, agreement: Mapping[str, pd.DataFrame] | None = None,
+    full_map_max_studies: int = FULL_MAP_MAX_STUDIES, sample_per_cell: int = SAMPLE_PER_CELL,
 ) -> dict[str, Any]:
     """Everything the page shows, as plain JSON types (studies and codes referenced by index); the key
-    'agreement' is there only when agreement tables are given."""
-    studies = matrix.studies.to_dict("records")
+    'agreement' is there only when agreement tables are given, 'sample' only in a sampled map."""
+    sampled = is_sampled(matrix, full_map_max_studies)
+    if sampled:
+        from pipeline.export.html_sample import sample_rows
+
+        sample = sample_rows(matrix, sample_per_cell)
+        studies = matrix.studies_at(sample.study_ranks).to_dict("records")
+        long = matrix.long_at(sample.long_rows)
+    else:
+        studies, long = matrix.studies.to_dict("records"), matrix.long
     study_index = {s["study_id"]: i for i, s in enumerate(studies)}
     codes = matrix.codes.to_dict("records")
     code_index = {c["code"]: i for i, c in enumerate(codes)}
@@ -105,8 +155,8 @@ def map_data(
         "version": matrix.version,
         "categories": _categories(codes),
         "codes": [_code(c) for c in codes],
-        "studies": [_study(s) for s in studies],
-        "evidence": [_evidence(row, study_index, code_index) for row in matrix.long.to_dict("records")],
+        "studies": [_study(s, with_abstract=not sampled) for s in studies],
+        "evidence": [_evidence(row, study_index, code_index) for row in long.to_dict("records")],
         "facets": [
             {"id": name, "label": FACETS[name][2], "values": list(matrix.facet_values.get(name, []))}
             for name in FACETS
@@ -115,6 +165,8 @@ def map_data(
     }
     if agreement is not None:
         data["agreement"] = agreement_data(agreement)
+    if sampled:
+        data["sample"] = sample.data(matrix, LONG_CSV)
     return data
 
 
@@ -165,7 +217,7 @@ def _code(code: Row) -> dict[str, Any]:
     }
 
 
-def _study(study: Row) -> dict[str, Any]:
+def _study(study: Row, *, with_abstract: bool = True) -> dict[str, Any]:
     year: Any = study.get("year")
     return {
         "id": study["study_id"],
@@ -174,7 +226,7 @@ def _study(study: Row) -> dict[str, Any]:
         "year": int(year) if _text(year) else None,
         "doi": _text(study.get("doi")),
         "venue": _text(study.get("venue")),
-        "abstract": _text(study.get("abstract")),
+        "abstract": _text(study.get("abstract")) if with_abstract else "",
         "countries": split_list(study.get("countries")),
         "design": _text(study.get("design")),
         "lens": split_list(study.get("lens")),

@@ -1,4 +1,4 @@
-"""The matrix as one formatted workbook (openpyxl), with deterministic bytes.
+"""The matrix as one formatted workbook (openpyxl), with deterministic bytes, in bounded memory.
 
 Sheets: About, Summary (one row per code), Matrix (studies x codes), one sheet per category (Reasons, Facilitators,
 Barriers, Benefits: one row per study and code), one crosstab sheet per facet (By country, By design, By year,
@@ -13,27 +13,40 @@ Every sheet has a frozen, filterable header row, wrapped text, set column widths
 Text that a spreadsheet would run as a formula (starting with = + - @, tab or CR) is stored as a string cell
 with Excel's quote-prefix flag: it shows as typed and is never evaluated, even after an edit.
 
+Large reviews: a sheet holds at most 1,048,576 rows (Excel's limit, header included). A table with more rows goes on
+in numbered sheets with the same header, frozen pane and filter: 'Benefits', 'Benefits (2)', 'Benefits (3)', ...
+in row order ('Matrix (2)' and 'Studies (2)' likewise past 1,048,575 studies). Excel accepts at most 65,530
+hyperlinks a sheet: past that, a sheet's DOIs stay plain text (the first 65,530 are links). The workbook is written
+with openpyxl's write-only mode, a chunk of rows at a time (Matrix.iter_*): each sheet goes to a temporary file as
+it is made, and the zip entries are copied from those files, so memory does not grow with the review. Data rows are
+serialised by _SheetWriter (the same bytes openpyxl writes, about ten times faster: see its docstring); the header,
+styles, views, filters, links and everything else are openpyxl's. The review sheet (pipeline.sheets) is made in
+memory with _table_sheet, the writer these sheets were made with before, whose output they reproduce byte for byte.
+
 Determinism: openpyxl stamps docProps/core.xml with the save time and the zip entries with the current date;
 the workbook's created/modified are set to a constant, the workbook is written without `save_workbook` (which
-would overwrite `modified`), and the zip is rewritten with fixed entry dates and attributes.
+would overwrite `modified`), and every zip entry is written with a fixed date and fixed attributes (_FixedZip).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
+import shutil
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import pandas as pd
 
 from pipeline.codebook import CATEGORIES
-from pipeline.io import atomic_write, neutralise_cell
-from pipeline.synth import FACETS, Matrix
+from pipeline.io import _FORMULA_PREFIXES, atomic_write, neutralise_cell
+from pipeline.synth import FACETS, STUDY_COLUMNS, WIDE_STUDY_COLUMNS, Matrix
 
 FIXED_TIME = dt.datetime(2000, 1, 1, 0, 0, 0)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
@@ -43,6 +56,12 @@ WIDE_TEXT = {"title": 48, "evidence": 70, "abstract": 90, "definition": 60, "aut
 HEADER_FILL = "DDE4EE"
 DOI_PREFIX = "https://doi.org/"
 _ILLEGAL_XML_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # what openpyxl refuses in a cell
+LARGE_ENTRY_BYTES = 32 << 20  # zip entries larger than this are deflated faster (_fast_deflate)
+CHUNK_ROWS = 10_000  # rows taken from the matrix at a time: their Python values are what a sheet holds in memory
+MAX_SHEET_ROWS = 1_048_576  # Excel's limit on the rows of one sheet (header included)
+MAX_SHEET_LINKS = 65_530  # Excel's limit on the hyperlinks of one sheet
+STUDIES_SHEET_COLUMNS = STUDY_COLUMNS + ["year_band"]
+ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")  # openpyxl stores these as errors
 CATEGORY_COLUMNS = ["study_id", "year", "title", "authors", "doi", "countries", "design", "code", "code_label",
                     "origin", "direction", "evidence", "method", "confidence", "decided_by", "assignment_id"]
 
@@ -51,57 +70,124 @@ def write_xlsx(
     matrix: Matrix, prisma: Mapping[str, Any] | None, path: Path, *,
     agreement: Mapping[str, pd.DataFrame] | None = None,
 ) -> Path:
-    """Write the workbook to `path` atomically; identical inputs give identical bytes."""
-    data = workbook_bytes(matrix, prisma, agreement=agreement)
+    """Write the workbook to `path` atomically, streaming its sheets; identical inputs give identical bytes."""
     with atomic_write(path, mode="wb") as handle:
-        handle.write(data)
+        write_workbook(handle, matrix, prisma, agreement=agreement)
     return path
 
 
 def workbook_bytes(
     matrix: Matrix, prisma: Mapping[str, Any] | None, *, agreement: Mapping[str, pd.DataFrame] | None = None
 ) -> bytes:
+    """The workbook write_xlsx writes, in memory (for small matrices and tests)."""
+    buffer = io.BytesIO()
+    write_workbook(buffer, matrix, prisma, agreement=agreement)
+    return buffer.getvalue()
+
+
+def write_workbook(
+    handle: IO[bytes], matrix: Matrix, prisma: Mapping[str, Any] | None, *,
+    agreement: Mapping[str, pd.DataFrame] | None = None,
+) -> None:
+    """Write the workbook into a seekable binary file. openpyxl's write-only mode streams every sheet to a
+    temporary file as it is made, and the zip entries are copied from those files: memory stays bounded by one chunk
+    of rows (CHUNK_ROWS) and Excel's per-sheet link limit, whatever the number of studies."""
     from openpyxl import Workbook
     from openpyxl.writer.excel import ExcelWriter
 
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
     _about_sheet(wb, matrix, prisma, agreement)
-    _table_sheet(wb, "Summary", matrix.summary, heat_columns=["n_studies"])
-    _table_sheet(wb, "Matrix", matrix.wide, freeze="C2", code_columns=list(matrix.codes["code"]))
+    _stream_sheet(wb, "Summary", _Table.of(matrix.summary), heat_columns=["n_studies"])
+    wide_columns = WIDE_STUDY_COLUMNS + list(matrix.codes["code"])
+    _stream_sheet(wb, "Matrix", _Table(wide_columns, matrix.iter_wide(CHUNK_ROWS), matrix.n_studies), freeze="C2",
+                  code_columns=list(matrix.codes["code"]))
     for category in _categories(matrix):
-        rows = matrix.long[matrix.long["category"] == category]
         columns = [c for c in CATEGORY_COLUMNS if c != "direction" or _directional(matrix, category)]
-        _table_sheet(wb, category.replace("_", " ").capitalize()[:31], rows[columns])
+        rows = (chunk[columns] for chunk in matrix.iter_long(CHUNK_ROWS, category=category))
+        _stream_sheet(wb, category.replace("_", " ").capitalize()[:31],
+                      _Table(columns, rows, matrix.count_rows(category)))
     for facet, table in matrix.crosstabs.items():
         value_columns = [c for c in table.columns if c not in ("category", "code", "label", "origin")]
-        _table_sheet(wb, f"By {FACETS[facet][2].lower()}"[:31], table, heat_columns=value_columns, freeze="E2")
-    _table_sheet(wb, "Studies", matrix.studies)
+        _stream_sheet(wb, f"By {FACETS[facet][2].lower()}"[:31], _Table.of(table), heat_columns=value_columns,
+                      freeze="E2")
+    _stream_sheet(wb, "Studies", _Table(STUDIES_SHEET_COLUMNS, matrix.iter_studies(CHUNK_ROWS), matrix.n_studies))
     if prisma is not None:
-        _table_sheet(wb, "PRISMA", _prisma_rows(prisma))
+        _stream_sheet(wb, "PRISMA", _Table.of(_prisma_rows(prisma)))
     if agreement is not None:
         _agreement_sheets(wb, agreement)
     wb.properties.created = FIXED_TIME
     wb.properties.modified = FIXED_TIME
     wb.properties.creator = "living-review"
     wb.properties.title = matrix.title
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        ExcelWriter(wb, archive).save()
-    return _fixed_zip(buffer.getvalue())
+    try:
+        ExcelWriter(wb, _FixedZip(handle, "w", zipfile.ZIP_DEFLATED)).save()  # save() closes the archive
+    finally:
+        _drop_row_files(wb)
+
+
+def _drop_row_files(wb: Any) -> None:
+    """Remove the data-row files of this workbook's sheets that were not spliced (an error stopped the save)."""
+    for ws in wb.worksheets:
+        writer = getattr(ws, "_writer", None)
+        rows = _SPLICES.pop(str(writer.out), None) if writer is not None else None
+        if rows is not None and os.path.exists(rows):
+            os.unlink(rows)
+
+
+class _FixedZip(zipfile.ZipFile):
+    """A zip whose entries all carry one fixed date and the same attributes (openpyxl stamps them with the current
+    time): entries given as data or copied from a file, in the order they are written."""
+
+    def writestr(self, zinfo_or_arcname: Any, data: Any, compress_type: Any = None, compresslevel: Any = None) -> None:
+        name = zinfo_or_arcname.filename if isinstance(zinfo_or_arcname, zipfile.ZipInfo) else zinfo_or_arcname
+        super().writestr(_entry(name), data)
+
+    def write(self, filename: Any, arcname: Any = None, compress_type: Any = None, compresslevel: Any = None) -> None:
+        """Copy a file into the zip; a sheet whose data rows were written apart (_SheetWriter) gets them spliced in
+        before its </sheetData>."""
+        entry = _entry(arcname or Path(filename).name)
+        rows = _SPLICES.pop(str(filename), None)
+        if rows is None:
+            entry.file_size = os.path.getsize(filename)  # decides on zip64 up front, as writestr does
+            _fast_deflate(entry)
+            with open(filename, "rb") as source, self.open(entry, "w") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+            return
+        sheet = Path(filename).read_bytes()  # small: the header row and the tail
+        cut = sheet.index(b"</sheetData>")
+        entry.file_size = len(sheet) + os.path.getsize(rows)
+        _fast_deflate(entry)
+        with open(rows, "rb") as source, self.open(entry, "w") as target:
+            target.write(sheet[:cut])
+            shutil.copyfileobj(source, target, 1 << 20)
+            target.write(sheet[cut:])
+        os.unlink(rows)
+
+
+def _fast_deflate(entry: zipfile.ZipInfo) -> None:
+    """A sheet of more than LARGE_ENTRY_BYTES is deflated at level 1: three times faster than the default level 6 on
+    sheet XML, for a file about a fifth larger (a million studies: ~1 minute instead of ~3). Smaller entries keep
+    the default, so a small workbook's bytes do not change."""
+    if entry.file_size > LARGE_ENTRY_BYTES:
+        entry._compresslevel = 1  # type: ignore[attr-defined]  # what ZipFile.write(compresslevel=) sets
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    entry.create_system = 3
+    entry.external_attr = 0o644 << 16
+    return entry
 
 
 def _fixed_zip(data: bytes) -> bytes:
-    """Rewrite the zip with constant entry dates and attributes, keeping the entry order."""
+    """Rewrite a zip with constant entry dates and attributes, keeping the entry order (the review sheet's
+    workbook, pipeline.sheets, is made in memory and fixed this way)."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+    with _FixedZip(out, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
-            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_TIME)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.create_system = 3
-            entry.external_attr = 0o644 << 16
-            target.writestr(entry, source.read(info.filename))
+            target.writestr(info.filename, source.read(info.filename))
     return out.getvalue()
 
 
@@ -125,9 +211,9 @@ def _about_sheet(
     rows = [
         ("Review codebook", matrix.title),
         ("Codebook version", matrix.version),
-        ("Studies", len(matrix.studies)),
-        ("Studies with at least one code", int(matrix.long["study_id"].nunique())),
-        ("Code assignments", len(matrix.long)),
+        ("Studies", matrix.n_studies),
+        ("Studies with at least one code", matrix.n_coded_studies),
+        ("Code assignments", matrix.n_assignments),
         ("Codes: deductive / inductive", f"{int(origins.get('deductive', 0))} / {int(origins.get('inductive', 0))}"),
         ("Direction (benefits)", "supporting: found; contrasting: not found, no impact or negative; "
                                  "mixed: conditional or both"),
@@ -143,7 +229,8 @@ def _about_sheet(
         rows.append(("PRISMA", "counts of the flow from identification to inclusion (sheet PRISMA)"))
     if agreement is not None:
         rows.extend(_agreement_about(agreement))
-    _table_sheet(wb, "About", pd.DataFrame(rows, columns=["item", "value"]), widths={"item": 30, "value": 100})
+    _stream_sheet(wb, "About", _Table.of(pd.DataFrame(rows, columns=["item", "value"])),
+                  widths={"item": 30, "value": 100})
 
 
 def _prisma_rows(prisma: Mapping[str, Any]) -> pd.DataFrame:
@@ -175,12 +262,20 @@ def _agreement_about(agreement: Mapping[str, pd.DataFrame]) -> list[tuple[str, s
 def _agreement_sheets(wb: Any, agreement: Mapping[str, pd.DataFrame]) -> None:
     """One sheet per agreement table with decisions in it; otherwise one 'Agreement' sheet saying there are none."""
     from pipeline.export.agreement_view import (
-        NO_DECISIONS, PERCENT_COLUMNS, RATIO_COLUMNS, STAT_COLUMNS, UNDEFINED, is_missing, shown_tables, title,
+        NO_DECISIONS,
+        PERCENT_COLUMNS,
+        RATIO_COLUMNS,
+        STAT_COLUMNS,
+        UNDEFINED,
+        is_missing,
+        shown_tables,
+        title,
     )
 
     tables = shown_tables(agreement)
     if not tables:
-        _table_sheet(wb, "Agreement", pd.DataFrame({"agreement": [NO_DECISIONS]}), widths={"agreement": 100})
+        _stream_sheet(wb, "Agreement", _Table.of(pd.DataFrame({"agreement": [NO_DECISIONS]})),
+                      widths={"agreement": 100})
         return
     formats = {c: "0.0%" for c in PERCENT_COLUMNS} | {c: "0.000" for c in RATIO_COLUMNS}
     for name, frame in tables.items():
@@ -188,12 +283,250 @@ def _agreement_sheets(wb: Any, agreement: Mapping[str, pd.DataFrame]) -> None:
         for column in [c for c in shown.columns if c in STAT_COLUMNS]:
             # An undefined statistic reads 'n/a', not an empty cell a reader might take for a missing figure.
             shown[column] = [UNDEFINED if is_missing(v) else v for v in shown[column]]
-        _table_sheet(wb, _sheet_title(title(name)), shown, number_formats=formats)
+        _stream_sheet(wb, _sheet_title(title(name)), _Table.of(shown), number_formats=formats)
 
 
 def _sheet_title(text: str) -> str:
     """A title Excel accepts: none of []:*?/\\ and at most 31 characters."""
     return (re.sub(r"[\[\]:*?/\\]", " ", text).strip() or "Agreement")[:31]
+
+
+@dataclass
+class _Table:
+    """A table to write as a sheet: its columns, its rows as consecutive chunks, and how many rows there are."""
+
+    columns: list[str]
+    chunks: Iterable[pd.DataFrame]
+    n_rows: int
+    last_row: int | None = None  # rows up to the last one with a value (known for a table in memory)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Table:
+        has_value = frame.notna().any(axis=1).to_numpy() if len(frame.columns) else []
+        last = int(max((i + 1 for i, v in enumerate(has_value) if v), default=0))
+        return cls(list(frame.columns), [frame], len(frame), last)
+
+
+def _stream_sheet(
+    wb: Any,
+    title: str,
+    table: _Table,
+    *,
+    freeze: str = "A2",
+    heat_columns: list[str] | None = None,
+    code_columns: list[str] | None = None,
+    widths: dict[str, int] | None = None,
+    number_formats: dict[str, str] | None = None,
+) -> None:
+    """Write a table as one sheet of a write-only workbook, or as several when it has more rows than a sheet holds:
+    'Benefits', 'Benefits (2)', ... each with the header row, frozen and filterable like the first."""
+    rows = _rows(table.chunks)
+    first = next(rows, None)
+    head = first[1] if first is not None else pd.DataFrame(columns=table.columns)
+    codes = set(code_columns or [])
+    column_widths = {c: (widths or {}).get(c) or _width(c, head[c] if c in head else pd.Series(dtype=object),
+                                                        c in codes) for c in table.columns}
+    sizes = [min(MAX_SHEET_ROWS - 1, table.n_rows - start) for start in range(0, table.n_rows, MAX_SHEET_ROWS - 1)]
+    pending = [first] if first is not None else []
+    for part, size in enumerate(sizes or [0], start=1):
+        ws = wb.create_sheet(_part_title(title, part))
+        last_row = table.last_row if len(sizes) <= 1 and table.last_row is not None else size
+        _prepare(ws, table.columns, freeze, column_widths, last_row)
+        writer = _SheetWriter(wb, ws, table.columns, number_formats or {})
+        writer.header()
+        for _ in range(size):
+            writer.row((pending.pop() if pending else next(rows))[0])
+        writer.close()
+        _finish_part(ws, table.columns, heat_columns or [], size)
+        ws.close()  # writes the sheet's tail now, not at save: its hyperlinks need not wait in memory
+        ws._hyperlinks.clear()  # written (their relationships are kept for the save)
+    if next(rows, None) is not None:
+        raise RuntimeError(f"the {title!r} table has more rows than it said ({table.n_rows})")
+
+
+def _rows(chunks: Iterable[pd.DataFrame]) -> Iterator[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """(row values, its chunk) for every row of the chunks, in order."""
+    for chunk in chunks:
+        columns = [chunk.iloc[:, j].tolist() for j in range(chunk.shape[1])]  # faster than iterating Arrow arrays
+        for values in zip(*columns, strict=True) if columns else [()] * len(chunk):
+            yield values, chunk
+
+
+def _part_title(title: str, part: int) -> str:
+    if part == 1:
+        return title
+    suffix = f" ({part})"
+    return title[: 31 - len(suffix)] + suffix
+
+
+def _prepare(ws: Any, columns: list[str], freeze: str, widths: dict[str, float], last_row: int) -> None:
+    """What a write-only sheet writes before its first row: the frozen pane, the column widths and the dimension
+    (the range the sheet's cells cover, as openpyxl computes it for a sheet held in memory)."""
+    from openpyxl.utils import get_column_letter
+
+    ws.freeze_panes = freeze
+    for index, column in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = widths[column]
+    ref = f"A1:{get_column_letter(len(columns))}{last_row + 1}" if columns else "A1:A1"
+    ws.calculate_dimension = lambda: ref  # read by openpyxl's sheet writer, which a write-only sheet lacks
+
+
+def _finish_part(ws: Any, columns: list[str], heat: list[str], size: int) -> None:
+    from openpyxl.formatting.rule import ColorScaleRule
+    from openpyxl.utils import get_column_letter
+
+    last = get_column_letter(max(1, len(columns)))
+    ws.auto_filter.ref = f"A1:{last}{max(1, size + 1)}"
+    for index, column in enumerate(columns, start=1):
+        if column in heat and size:
+            letter = get_column_letter(index)
+            ws.conditional_formatting.add(
+                f"{letter}2:{letter}{size + 1}",
+                ColorScaleRule(start_type="num", start_value=0, start_color="FFFFFF",
+                               end_type="max", end_color="2E75B6"),
+            )
+
+
+class _SheetWriter:
+    """The rows of one write-only sheet, styled as _table_sheet styles them: a bold, filled header; wrapped text;
+    DOI links (at most MAX_SHEET_LINKS, Excel's limit; later DOIs stay plain text); formula-looking text as
+    quote-prefixed text; number formats by column.
+
+    openpyxl writes the sheet and its header row. The data rows are serialised here, into a file of their own that
+    _FixedZip splices into the sheet's XML: openpyxl spends ~20 us a cell (a Cell object, type checks, lxml calls),
+    which is tens of minutes for a million studies. The XML is byte for byte what openpyxl writes for the same
+    cells (tests/test_export_scale.py compares the two): inline strings, text escaped as its lxml writer escapes it
+    (& < > and CR, non-ASCII as character references), numbers as '%.16g', the style ids and hyperlinks registered
+    with the workbook in the order openpyxl would register them."""
+
+    def __init__(self, wb: Any, ws: Any, columns: list[str], number_formats: dict[str, str]) -> None:
+        from openpyxl.styles import Alignment
+        from openpyxl.utils import get_column_letter
+
+        self.wb = wb
+        self.ws = ws
+        self.columns = columns
+        self.letters = [get_column_letter(i) for i in range(1, len(columns) + 1)]
+        self.doi = columns.index("doi") if "doi" in columns else -1
+        self.formats = {i: number_formats[c] for i, c in enumerate(columns) if c in number_formats}
+        self.styles = _StyleCache(Alignment(wrap_text=True, vertical="top"))
+        self.style_ids: dict[str, int] = {}
+        self.links = 0
+        self.row_number = 1
+        self.out: Any = None
+
+    def header(self) -> None:
+        import tempfile
+
+        from openpyxl.cell import Cell
+        from openpyxl.styles import Alignment, Font, PatternFill
+
+        cells = []
+        for index, name in enumerate(self.columns, start=1):
+            cell = Cell(self.ws, row=1, column=index, value=name)
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+            cells.append(cell)
+        self.ws.append(cells)  # also makes the sheet's writer (and its temporary file)
+        self.out = tempfile.NamedTemporaryFile("w", encoding="ascii", prefix="xlsx_rows.", suffix=".xml",
+                                               delete=False)
+        _SPLICES[self.ws._writer.out] = self.out.name
+
+    def row(self, values: tuple[Any, ...]) -> None:
+        self.row_number += 1
+        number = str(self.row_number)
+        cells = "".join([self._cell(index, value, number) for index, value in enumerate(values)])
+        if cells:  # a row without a value has no row element (as a sheet held in memory writes it)
+            self.out.write(f'<row r="{number}">{cells}</row>')
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+    def _cell(self, index: int, value: Any, number: str) -> str:
+        if value.__class__ is str and index != self.doi:
+            return self._text_cell(index, value, number)
+        value = _excel_value(value)
+        if value is None:
+            return ""  # an empty cell needs no cell
+        kind_type = _data_type(value)
+        if index == self.doi and self.links < MAX_SHEET_LINKS and _doi_url(value):
+            from openpyxl.worksheet.hyperlink import Hyperlink
+
+            self.links += 1
+            kind = "link"
+            self.ws._hyperlinks.append(Hyperlink(ref=f"{self.letters[index]}{number}", target=_doi_url(value)))
+        elif isinstance(value, str) and neutralise_cell(value) != value:
+            # Formula-looking text stays a string cell, flagged as typed text (Excel's leading apostrophe).
+            kind, kind_type = "text", "s"
+        elif index in self.formats and isinstance(value, int | float) and not isinstance(value, bool):
+            kind = "number:" + self.formats[index]
+        else:
+            kind = "plain"
+        head = f'<c r="{self.letters[index]}{number}" s="{self._style_id(kind)}" t="'
+        if kind_type == "s":
+            if value == "":
+                return head + 'inlineStr"></c>'
+            space = ' xml:space="preserve"' if value != value.strip() else ""
+            return f'{head}inlineStr"><is><t{space}>{_xml_text(value)}</t></is></c>'
+        return f'{head}{kind_type}"><v>{_xml_value(value)}</v></c>'
+
+    def _text_cell(self, index: int, value: str, number: str) -> str:
+        """_cell for text outside the DOI column (most cells), with the same result, faster."""
+        value = _ILLEGAL_XML_RE.sub("", value)
+        if len(value) > MAX_CELL:
+            value = value[: MAX_CELL - 1] + "…"
+        head = f'<c r="{self.letters[index]}{number}" s="'
+        if not value:
+            return f'{head}{self._style_id("plain")}" t="inlineStr"></c>'
+        if value.startswith(_FORMULA_PREFIXES):
+            kind = self._style_id("text")
+        elif value in ERROR_CODES:
+            return f'{head}{self._style_id("plain")}" t="e"><v>{_xml_text(value)}</v></c>'
+        else:
+            kind = self._style_id("plain")
+        space = ' xml:space="preserve"' if value != value.strip() else ""
+        return f'{head}{kind}" t="inlineStr"><is><t{space}>{_xml_text(value)}</t></is></c>'
+
+    def _style_id(self, kind: str) -> int:
+        found = self.style_ids.get(kind)
+        if found is None:
+            from openpyxl.cell import Cell
+
+            cell = Cell(self.ws)
+            self.styles.apply(cell, kind)  # registers its font, alignment, number format with the workbook
+            found = self.style_ids[kind] = self.wb._cell_styles.add(cell._style)
+        return found
+
+
+_SPLICES: dict[str, str] = {}  # openpyxl's temporary sheet file -> the file of its data rows (see _FixedZip)
+def _xml_text(value: str) -> str:
+    """Text as openpyxl's lxml writer puts it in a sheet: & < > and CR escaped, ASCII output with any other
+    character as a decimal character reference."""
+    text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    return text if text.isascii() else text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _xml_value(value: Any) -> str:
+    """A number, boolean or error code as openpyxl writes it (compat.safe_string)."""
+    if isinstance(value, str):
+        return _xml_text(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return ""
+    return format(value, ".16g")  # openpyxl: "%.16g" % value
+
+
+def _data_type(value: Any) -> str:
+    """The type openpyxl gives a clean value (Cell._bind_value): b, n, f (text starting with '=', made 's' by the
+    caller), e (an error code) or s."""
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int | float):
+        return "n"
+    if len(value) > 1 and value.startswith("="):
+        return "f"
+    return "e" if value in ERROR_CODES else "s"
 
 
 def _table_sheet(
@@ -207,6 +540,8 @@ def _table_sheet(
     widths: dict[str, int] | None = None,
     number_formats: dict[str, str] | None = None,
 ) -> None:
+    """A frame as a sheet of a workbook held in memory (pipeline.sheets' review sheet, which adds data validation).
+    _stream_sheet writes the same bytes for the matrix workbook without holding the sheet."""
     from openpyxl.styles import Alignment, Font, PatternFill
 
     ws = wb.create_sheet(title)
@@ -218,7 +553,8 @@ def _table_sheet(
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     styles = _StyleCache(Alignment(wrap_text=True, vertical="top"))
     doi_column = columns.index("doi") + 1 if "doi" in columns else 0
-    formats = {i: number_formats[c] for i, c in enumerate(columns, start=1) if c in (number_formats or {})}
+    number_formats = number_formats or {}
+    formats = {i: number_formats[c] for i, c in enumerate(columns, start=1) if c in number_formats}
     # Rows are counted here: ws.max_row scans every cell, which makes a large sheet quadratic.
     for row_number, values in enumerate(frame.itertuples(index=False, name=None), start=2):
         for column_number, value in enumerate(values, start=1):
