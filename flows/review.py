@@ -57,7 +57,8 @@ def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
 
 @_stage
 def topics(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
-    return stages.topics_stage(studies, codebook, workspace)
+    with stage_progress("topics", len(studies)) as advance:
+        return stages.topics_stage(studies, codebook, workspace, progress=advance)
 
 
 # --- the mapped stages --------------------------------------------------------------------------------
@@ -247,4 +248,5 @@ def _topic_counts(result: Any) -> dict[str, Any]:
         "suggestions": len(result.suggestions),
         "emergent_themes": len(result.emergent),
         "outlier_share_after": round(float(result.outlier_share_after), 4),
+        "model": dict(result.run),  # fitted or reused, and how many studies were fitted, placed, reused
     }

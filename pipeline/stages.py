@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pipeline import __version__
 from pipeline.codebook import Codebook
@@ -191,8 +192,11 @@ def dedupe_stage(
         groups = deduplicate(frame, decisions=decided, index=index)
     else:
         new = frame[~frame["record_id"].isin(set(existing["record_id"]))]
+        if index is not None:  # in the index's order the saved keys are used as they are, not rebuilt
+            existing = index.arrange(existing)
         groups = deduplicate(new, decisions=decided, existing=existing, index=index)
     sheet = duplicates_sheet(groups, frame)
+    groups.attrs.clear()  # the pairs are in the sheet now; pandas would copy them along with every derived frame
     n_groups = int(groups["duplicate_group"].nunique()) if len(groups) else 0
     counts = {"records": len(frame), "studies": n_groups, "duplicates_removed": len(frame) - n_groups}
     log.info("dedupe: %d records -> %d studies", len(frame), n_groups)
@@ -295,7 +299,7 @@ class CodingPlan:
 
 def plan_coding(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> CodingPlan:
     keys = coding_cache_keys(studies, codebook)
-    todo = studies[[key not in cached for key in keys]]
+    todo = studies[np.array([key not in cached for key in keys], dtype=bool)]  # a list would pick columns if empty
     return CodingPlan(keys=keys, cached=cached, todo=todo)
 
 
@@ -572,16 +576,35 @@ def final_assignments(machine: pd.DataFrame, ledger: pd.DataFrame, groups: pd.Da
     return apply_ledger(machine, remap_decisions(ledger, record_to_group))
 
 
-def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
-    """Topic models over the studies that have an abstract; their mapped codes become suggestions (method 'topic')."""
+TOPIC_STATE_DIR = "topics"  # under corpus/cache: the fitted model and every study's placement
+
+
+def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace, *, progress: Any = None) -> Any:
+    """Topic models over the studies that have an abstract; their mapped codes become suggestions (method 'topic').
+
+    The model is fitted on at most `topics.max_fit_studies` studies and the rest are placed in batches; the model
+    and the placements are kept in corpus/cache/topics, so a later run places only the studies it has not seen
+    (and refits when more than `topics.refit_share` of them are new). The state is keyed by study text, so a run
+    that fails after this stage leaves nothing a later run could misread.
+    """
     from pipeline.rules import skip_reason
-    from pipeline.topics import fit_topics
+    from pipeline.topics import TopicSettings, model_topics
 
     settings = workspace.config.topics
-    usable = [not skip_reason(str(a or ""), f) for a, f in zip(studies["abstract"], studies["flags"])]
+    usable = np.array([not skip_reason(str(a or ""), f) for a, f in zip(studies["abstract"], studies["flags"])], dtype=bool)
     corpus = studies[usable].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
-    result = fit_topics(
-        corpus, codebook, backend=settings.embedding, seed=settings.seed, min_topic_size=settings.min_topic_size
+    result = model_topics(
+        lambda: [corpus],
+        codebook,
+        TopicSettings(
+            backend=settings.embedding,
+            seed=settings.seed,
+            min_topic_size=settings.min_topic_size,
+            max_fit_studies=settings.max_fit_studies,
+            refit_share=settings.refit_share,
+        ),
+        state_dir=workspace.corpus_dir / "cache" / TOPIC_STATE_DIR,
+        progress=progress,
     )
     log.info("topics: %s; %d topic(s), %d suggestion(s)", result.status, len(result.topics), len(result.suggestions))
     return result

@@ -1,0 +1,56 @@
+"""The flow's stage functions across runs: the topic model kept in the workspace's cache (placed, not refitted,
+when few studies are new) and a review with no records yet (pipeline/stages.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline import stages
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.workspace import load_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+TOPIC_DATA = REPO / "tests" / "data" / "topics" / "digital_work_200.csv"
+
+
+@pytest.fixture(scope="module")
+def codebook() -> Codebook:
+    return load_codebook(REPO / "codebook" / "school_to_school.yaml")
+
+
+def _studies(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns topics_stage reads, for real abstracts (tests/data/topics/README.md)."""
+    return pd.DataFrame({"study_id": frame["id"], "title": frame["title"], "abstract": frame["abstract"], "flags": ""})
+
+
+def _tfidf_workspace(root: Path) -> object:
+    config = yaml.safe_load((root / "review.yaml").read_text(encoding="utf-8"))
+    config["topics"] = {"embedding": "tfidf", "refit_share": 0.2}
+    (root / "review.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return load_workspace(root)
+
+
+def test_topic_model_is_kept_and_only_new_studies_are_placed(workspace: Path, codebook: Codebook) -> None:
+    real = pd.read_csv(TOPIC_DATA, dtype=str).fillna("")
+    ws = _tfidf_workspace(workspace)
+    first = stages.topics_stage(_studies(real.iloc[:190]), codebook, ws)
+    assert first.run["model"] == "fitted"
+    assert (ws.corpus_dir / "cache" / stages.TOPIC_STATE_DIR).is_dir()
+
+    again = stages.topics_stage(_studies(real.iloc[:195]), codebook, ws)
+    assert again.run["model"] == "reused"
+    assert again.run["placed_now"] == 5 and again.run["from_saved_state"] == first.run["studies"]
+    # the 190 studies keep the topics the fit gave them
+    before = first.study_topics.set_index("id")["topic"]
+    after = again.study_topics.set_index("id")["topic"].reindex(before.index)
+    assert after.tolist() == before.tolist()
+
+
+def test_coding_plan_of_an_empty_review_keeps_its_columns(codebook: Codebook) -> None:
+    empty = stages.studies_stage(pd.DataFrame(), pd.DataFrame(columns=["record_id", "duplicate_group", "keep"]), codebook)
+    plan = stages.plan_coding(empty, codebook, {})
+    assert plan.todo.empty and list(plan.todo.columns) == list(empty.columns)
