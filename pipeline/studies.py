@@ -36,7 +36,7 @@ def build_studies(records: pd.DataFrame, groups: pd.DataFrame, *, lenses: dict[s
 
     Most groups hold one record, which is its own study: those are taken column by column, without copying a text
     column twice. Groups of two or more go through pipeline.dedupe.merge_group_fields, MERGE_BATCH records at a
-    time. Facets are read from every study's title and abstract (pipeline.facets, the slow part: ~7 ms a study).
+    time. Facets are read from every study's title and abstract (pipeline.facets: ~0.2 ms a study).
     """
     if records.empty:
         return pd.DataFrame(columns=STUDY_COLUMNS)
