@@ -10,11 +10,12 @@ leaves the store as it was.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline import stages
@@ -25,7 +26,7 @@ from pipeline.ledger import ledger_frame
 from pipeline.metrics import StageMeter
 from pipeline.progress import stage_progress
 from pipeline.records import Record
-from pipeline.runner import describe_runner, frame_batches, group_batches, task_runner_for
+from pipeline.runner import describe_runner, group_batches, task_runner_for
 from pipeline.store import RunRecord, Store, open_store
 from pipeline.workspace import Workspace, load_workspace
 
@@ -33,6 +34,18 @@ from pipeline.workspace import Workspace, load_workspace
 # than the stage itself, and Prefect cannot see changes inside pipeline/ anyway.
 _stage = task(cache_policy=NO_CACHE, log_prints=False)
 IN_FLIGHT_PER_WORKER = 2  # batches submitted ahead of the one being stored: workers stay busy, memory bounded
+
+
+def in_order(submit: Callable[[Any], Any], inputs: Iterable[Any], limit: int) -> Iterator[Any]:
+    """Each input's result, in input order, with at most `limit` submitted tasks in flight: the inputs (slices
+    of the corpus) are made only as workers can take them, so memory holds a few batches, not a second corpus."""
+    window: deque[Any] = deque()
+    for item in inputs:
+        window.append(submit(item))
+        if len(window) >= limit:
+            yield window.popleft().result()
+    while window:
+        yield window.popleft().result()
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[30, 120])
@@ -92,7 +105,7 @@ def _stage_oldest(store: Store, run: RunRecord, window: deque[tuple[IngestBatch,
 
 
 def studies_in_batches(
-    corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook, batch_size: int, cache_path: Path
+    corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook, batch_size: int, cache_path: Path, limit: int
 ) -> tuple[pd.DataFrame, pd.Series]:
     """The studies in study_id order, and their signatures: a study whose members and flags are unchanged
     since the last run is reused from the studies cache; the others are built in group batches (mapped)."""
@@ -101,14 +114,14 @@ def studies_in_batches(
     todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]) if len(reused) else set())]
     batches = group_batches(todo, batch_size)
     positions = pd.Series(range(len(corpus)), index=corpus["record_id"].tolist())
-    futures = [
-        build_studies.submit(corpus.iloc[sorted(positions[batch["record_id"]].tolist())], batch, codebook)
-        for batch in batches
-    ]
+
+    def submit(batch: pd.DataFrame) -> Any:
+        return build_studies.submit(corpus.iloc[sorted(positions[batch["record_id"]].tolist())], batch, codebook)
+
     built = [reused] if len(reused) else []
     with stage_progress("studies", len(todo)) as advance:
-        for batch, future in zip(batches, futures, strict=True):
-            built.append(future.result())
+        for batch, result in zip(batches, in_order(submit, batches, limit), strict=True):
+            built.append(result)
             advance(len(batch))
     get_run_logger().info("studies: %d built, %d unchanged since the last run", len(todo), len(reused))
     if not built:
@@ -118,16 +131,20 @@ def studies_in_batches(
     return studies.sort_values("study_id", kind="stable").reset_index(drop=True), signatures
 
 
-def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int) -> stages.CodingOutcome:
+def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int, limit: int) -> stages.CodingOutcome:
     """Rule coding mapped over batches of the studies not in the coding cache (the CPU-heavy stage)."""
     plan = stages.plan_coding(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
-    batches = frame_batches(plan.todo[list(stages.CODING_COLUMNS)], batch_size)
-    futures = code_batch.map(batches, unmapped(codebook))
+    todo = plan.todo[list(stages.CODING_COLUMNS)]
+    starts = range(0, len(todo), batch_size)
+
+    def submit(start: int) -> Any:
+        return code_batch.submit(todo.iloc[start : start + batch_size], codebook)
+
     fresh = []
-    with stage_progress("code", len(plan.todo)) as advance:
-        for batch, future in zip(batches, futures, strict=True):  # in order: the runner cannot reorder hits
-            fresh.append(future.result())
-            advance(len(batch))
+    with stage_progress("code", len(todo)) as advance:
+        for start, hits in zip(starts, in_order(submit, starts, limit), strict=True):  # hits stay in study order
+            fresh.append(hits)
+            advance(min(batch_size, len(todo) - start))
     hits = pd.concat(fresh, ignore_index=True) if fresh else stages.code_batch(plan.todo, codebook)
     return stages.finish_coding(studies, plan, hits)
 
@@ -168,6 +185,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
     logger.info("heavy tasks run on %s, in batches of %d", describe_runner(ws.config.runner), ws.config.batch_size)
     store.begin_run(run)
     study_cache = ws.corpus_dir / "cache" / stages.STUDY_CACHE_NAME
+    in_flight = IN_FLIGHT_PER_WORKER * ws.config.runner.workers
     dedupe_index = ws.corpus_dir / "cache" / stages.DEDUPE_INDEX_NAME
 
     with meter.stage("harvest") as stage:
@@ -185,18 +203,28 @@ def _review_body(workspace: str) -> dict[str, Any]:
         previous = stages.previous_state(store)
         deduped = stages.dedupe_stage(corpus, store.dedupe_decisions(), previous_groups=previous.groups, index=index)
         stage.records = len(corpus)
+        # Saved now and published after the commit: the index's features need not stay in memory until then.
+        index.save(stages.pending_path(ws, stages.DEDUPE_INDEX_NAME))
+        del index
     logger.info("dedupe: %s", deduped.counts)
     with meter.stage("studies", records=len(corpus)):
-        studies, signatures = studies_in_batches(corpus, deduped.groups, codebook, ws.config.batch_size, study_cache)
+        studies, signatures = studies_in_batches(
+            corpus, deduped.groups, codebook, ws.config.batch_size, study_cache, in_flight
+        )
+    with meter.stage("records.csv", records=len(corpus)):
+        # The corpus frame's last uses, so that it is freed before coding and topics (a million records: ~1 GB).
+        identified = stages.identified_by_source(corpus)
+        records_csv = stages.export_records_stage(ws, corpus, stages.pending_path(ws, "records.csv"))
+        deduped.records = corpus = corpus.iloc[:0]
     with meter.stage("code", records=len(studies)):
-        coding = code(studies, codebook, store, ws.config.batch_size)
+        coding = code(studies, codebook, store, ws.config.batch_size, in_flight)
     with meter.stage("topics", records=len(studies)):
         topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
     with meter.stage("assign", records=len(coding.hits)):
         ledger = ledger_frame(store)
         machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
         assignments = stages.final_assignments(machine, ledger, deduped.groups)
-        prisma = stages.prisma_stage(corpus, studies, assignments, coding.set_aside)
+        prisma = stages.prisma_stage(identified, studies, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
 
     new_inputs = ingested.new_inputs
@@ -217,11 +245,11 @@ def _review_body(workspace: str) -> dict[str, Any]:
         store.commit_run(run, groups=deduped.groups, assignments=machine, coding_cache=coding.new_cache)
         # Caches after the commit: they describe committed data (each also checks itself when loaded).
         stages.save_study_cache(studies, signatures, study_cache)
-        index.save(dedupe_index)
+        stages.publish(stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), dedupe_index)
 
     with meter.stage("export", records=len(studies)):
         agreement = stages.agreement_stage(ledger, machine)
-        written = [stages.export_records_stage(ws, corpus)]
+        written = [stages.publish(records_csv, ws.outputs_dir / "records.csv")]
         written += stages.export_stage(ws, studies, assignments, codebook, prisma, deduped.sheet, agreement)
         if topic_model is not None:
             written += stages.write_topics_stage(ws, topic_model)

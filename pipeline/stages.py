@@ -117,9 +117,10 @@ def sorted_records(records: Iterable[Record]) -> list[Record]:
     return sorted(records, key=lambda r: (r.source_file, r.position, r.record_id))
 
 
-def export_records_stage(workspace: Workspace, records: pd.DataFrame) -> Path:
-    """outputs/records.csv: the cleaned corpus (the frame dedupe built), one row per record, with its flags."""
-    path = workspace.outputs_dir / "records.csv"
+def export_records_stage(workspace: Workspace, records: pd.DataFrame, path: Path | None = None) -> Path:
+    """outputs/records.csv (or `path`): the cleaned corpus (the frame dedupe built), one row per record, with its
+    flags."""
+    path = path or workspace.outputs_dir / "records.csv"
     write_csv(records, path)
     return path
 
@@ -399,19 +400,49 @@ def _prisma_reason(reason: str) -> str:
 
 
 def prisma_stage(
-    records: list[Record] | pd.DataFrame, studies: pd.DataFrame, assignments: pd.DataFrame, set_aside: dict[str, int]
+    records: list[Record] | pd.DataFrame | dict[str, int],
+    studies: pd.DataFrame,
+    assignments: pd.DataFrame,
+    set_aside: dict[str, int],
 ) -> dict[str, Any]:
-    """`records`: the corpus frame (corpus_frame) or the records themselves."""
+    """`records`: the corpus frame (corpus_frame), the records themselves, or identified_by_source of them."""
     from pipeline.export import prisma_counts
 
+    by_source = records if isinstance(records, dict) else identified_by_source(records)
+    return prisma_counts(studies, assignments, identified_by_source=by_source, removed_before_screening=set_aside)
+
+
+def identified_by_source(records: list[Record] | pd.DataFrame) -> dict[str, int]:
+    """Records per database (or per file when the database is unknown): PRISMA's 'identified from'."""
     if isinstance(records, pd.DataFrame):
         database = records["database"].fillna("").astype(str)
-        by_source = Counter(database.where(database != "", records["source_file"].fillna("").astype(str)))
-    else:
-        by_source = Counter(record.database or record.source_file for record in records)
-    return prisma_counts(
-        studies, assignments, identified_by_source=dict(by_source), removed_before_screening=set_aside
-    )
+        return dict(Counter(database.where(database != "", records["source_file"].fillna("").astype(str))))
+    return dict(Counter(record.database or record.source_file for record in records))
+
+
+PENDING_DIR = "pending"  # under corpus/cache: files written before the store commits, published after it
+
+
+def pending_path(workspace: Workspace, name: str) -> Path:
+    """Where a file the run writes early waits for the commit (so the frames it came from can be freed)."""
+    return workspace.corpus_dir / "cache" / PENDING_DIR / name
+
+
+def publish(pending: Path, target: Path) -> Path:
+    """Move a pending file to its place atomically (a copy first when the two are on different filesystems)."""
+    import os
+    import shutil
+
+    from pipeline.io import atomic_write
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(pending, target)
+    except OSError:
+        with pending.open("rb") as source, atomic_write(target, "wb", encoding=None, newline=None) as handle:
+            shutil.copyfileobj(source, handle)
+        pending.unlink()
+    return target
 
 
 def export_stage(
@@ -591,7 +622,8 @@ def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace
     from pipeline.topics import TopicSettings, model_topics
 
     settings = workspace.config.topics
-    usable = np.array([not skip_reason(str(a or ""), f) for a, f in zip(studies["abstract"], studies["flags"])], dtype=bool)
+    texts = zip(studies["abstract"], studies["flags"], strict=True)
+    usable = np.array([not skip_reason(str(a or ""), f) for a, f in texts], dtype=bool)
     corpus = studies[usable].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
     result = model_topics(
         lambda: [corpus],
@@ -613,4 +645,5 @@ def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace
 def write_topics_stage(workspace: Workspace, result: Any) -> list[Path]:
     from pipeline.topics import write_topic_outputs
 
-    return write_topic_outputs(result, workspace.outputs_dir)
+    figure_cache = workspace.corpus_dir / "cache" / TOPIC_STATE_DIR
+    return write_topic_outputs(result, workspace.outputs_dir, figure_cache=figure_cache)

@@ -54,3 +54,25 @@ def test_coding_plan_of_an_empty_review_keeps_its_columns(codebook: Codebook) ->
     empty = stages.studies_stage(pd.DataFrame(), pd.DataFrame(columns=["record_id", "duplicate_group", "keep"]), codebook)
     plan = stages.plan_coding(empty, codebook, {})
     assert plan.todo.empty and list(plan.todo.columns) == list(empty.columns)
+
+
+def test_topic_figures_are_drawn_once_per_fit(workspace: Path, codebook: Codebook) -> None:
+    real = pd.read_csv(TOPIC_DATA, dtype=str).fillna("")
+    ws = _tfidf_workspace(workspace)
+    first = stages.topics_stage(_studies(real.iloc[:120]), codebook, ws)
+    stages.write_topics_stage(ws, first)
+    page = ws.outputs_dir / "topics_figures.html"
+    drawn = page.read_bytes()
+    (cached,) = (ws.corpus_dir / "cache" / stages.TOPIC_STATE_DIR).glob("figures-*.json")
+
+    again = stages.topics_stage(_studies(real.iloc[:125]), codebook, ws)
+    assert again.run["model"] == "reused"
+    cached.write_text(cached.read_text(encoding="utf-8").replace("Topic hierarchy", "Kept hierarchy"), encoding="utf-8")
+    stages.write_topics_stage(ws, again)
+    assert b"Kept hierarchy" in page.read_bytes()  # taken from the cache, not drawn again
+
+    cached.unlink()  # without the cache the page is drawn afresh, and only the outlier shares may differ
+    stages.write_topics_stage(ws, again)
+    fresh = page.read_text(encoding="utf-8")
+    assert "Kept hierarchy" not in fresh and "Topic hierarchy" in fresh
+    assert drawn.split(b"</p>", 1)[1] == fresh.encode("utf-8").split(b"</p>", 1)[1]

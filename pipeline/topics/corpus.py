@@ -355,6 +355,7 @@ class TopicRun:
             placed_now=int(self.placed_now.sum()),
             from_saved_state=int(len(self.ids) - self.placed_now.sum()),
             seconds=round(time.perf_counter() - self._started, 1),
+            fit_id=self.fit_id,
         )
         if self.state_dir is not None:
             self._save(studies)

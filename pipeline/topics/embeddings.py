@@ -197,8 +197,15 @@ class _CachedNeural(Embedder):
         return self._model
 
 
+SVD_MAX_TERMS = 100_000  # randomized SVD holds terms x (dims + 10) doubles: ~1 GB for the ~1M bigrams of 20k abstracts
+
+
 class _TfidfSvd(Embedder):
-    """TF-IDF over words and bigrams, reduced by truncated SVD; fitted on the corpus, so vectors are corpus-relative."""
+    """TF-IDF over words and bigrams, reduced by truncated SVD; fitted on the corpus, so vectors are corpus-relative.
+
+    Past SVD_MAX_TERMS terms the SVD reads only the SVD_MAX_TERMS terms found in most studies (the rest are mostly
+    bigrams seen once, which add nothing a component could share); smaller vocabularies are used whole.
+    """
 
     backend = "tfidf"
 
@@ -207,6 +214,7 @@ class _TfidfSvd(Embedder):
         self.dims = dims
         self.vectorizer: Any = None
         self.svd: Any = None
+        self.svd_terms: np.ndarray | None = None  # columns the SVD reads; None: all of them
 
     def fit(self, corpus: Sequence[str], extra: Sequence[str] = ()) -> Embedder:
         from sklearn.decomposition import TruncatedSVD
@@ -220,14 +228,21 @@ class _TfidfSvd(Embedder):
         ).fit(docs + [t for t in extra if t.strip()])
         if self.dims:
             matrix = self.vectorizer.transform(docs)
+            self.svd_terms = _most_frequent_terms(matrix, SVD_MAX_TERMS)
+            matrix = self._svd_input(matrix)
             dims = min(self.dims, matrix.shape[1] - 1, len(docs) - 1)
             self.svd = TruncatedSVD(n_components=dims, random_state=self.seed).fit(matrix) if dims >= 2 else None
         return self
 
     def embed(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
         matrix = self._tfidf(texts)
-        dense = self.svd.transform(matrix) if self.svd is not None else matrix.toarray()
+        dense = self.svd.transform(self._svd_input(matrix)) if self.svd is not None else matrix.toarray()
         return _normalise(dense)
+
+    def _svd_input(self, matrix: Any) -> Any:
+        # getattr: embedders pickled before svd_terms existed read every column, as they did then
+        terms = getattr(self, "svd_terms", None)
+        return matrix if terms is None else matrix[:, terms]
 
     def mapping_vectors(self, texts: Sequence[str]) -> Any:
         """Raw TF-IDF rows, sparse: in the SVD space a code whose words the corpus lacks would look like anything."""
@@ -362,6 +377,16 @@ def _hash_files(files: tuple[tuple[str, int, int], ...]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:12]
+
+
+def _most_frequent_terms(matrix: Any, limit: int) -> np.ndarray | None:
+    """The columns of the `limit` terms in most rows (ties: lower column first), in column order; None when the
+    matrix has no more than `limit` columns."""
+    if matrix.shape[1] <= limit:
+        return None
+    document_frequency = np.bincount(matrix.tocsr().indices, minlength=matrix.shape[1])  # one entry per (row, term)
+    keep = np.argsort(-document_frequency, kind="stable")[:limit]
+    return np.sort(keep)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

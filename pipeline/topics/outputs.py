@@ -13,6 +13,7 @@ Files written into the outputs folder (all deterministic for the same result):
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import warnings
@@ -28,8 +29,11 @@ _CDN_RE = re.compile(r"https://cdn\.[A-Za-z0-9.-]+/[^\s\"'`$]*")
 DOCUMENT_HOVER_LIMIT = 3000  # above this the documents figure keeps its points but drops the hover texts
 
 
-def write_topic_outputs(result: TopicResult, outputs_dir: Path, *, figures: bool = True) -> list[Path]:
-    """Write every topic output into outputs_dir; return the paths written (figures only when a model exists)."""
+def write_topic_outputs(
+    result: TopicResult, outputs_dir: Path, *, figures: bool = True, figure_cache: Path | None = None
+) -> list[Path]:
+    """Write every topic output into outputs_dir; return the paths written (figures only when a model exists;
+    `figure_cache`: see write_figures)."""
     outputs_dir = Path(outputs_dir)
     outputs_dir.mkdir(parents=True, exist_ok=True)
     tables = {
@@ -46,7 +50,7 @@ def write_topic_outputs(result: TopicResult, outputs_dir: Path, *, figures: bool
         handle.write(emergent_codes_yaml(result))
     write_json(_summary(result), outputs_dir / "topics_summary.json")
     paths += [outputs_dir / "emergent_codes.yaml", outputs_dir / "topics_summary.json"]
-    page = write_figures(result, outputs_dir / "topics_figures.html") if figures else None
+    page = write_figures(result, outputs_dir / "topics_figures.html", cache_dir=figure_cache) if figures else None
     if page:
         paths.append(page)
     log.info("topic outputs (%s) written to %s", result.status, outputs_dir)
@@ -110,10 +114,29 @@ def _candidate(row: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- figures
 
 
-def write_figures(result: TopicResult, path: Path) -> Path | None:
-    """BERTopic's figures on one self-contained HTML page (plotly.js inline once, fixed div ids: stable bytes)."""
+def write_figures(result: TopicResult, path: Path, *, cache_dir: Path | None = None) -> Path | None:
+    """BERTopic's figures on one self-contained HTML page (plotly.js inline once, fixed div ids: stable bytes).
+
+    The figures depend on the fitted model only; with `cache_dir` (the topic state folder) they are drawn once per
+    fit and kept there, so a run that reuses the model writes the same figures without drawing them again.
+    """
     if result.model is None:
         return None
+    fit_id = str(result.run.get("fit_id", ""))
+    cached = cache_dir / f"figures-{fit_id[:24]}.json" if cache_dir is not None and fit_id else None
+    sections = _load_sections(cached) if cached is not None else None
+    if sections is None:
+        sections = _draw_sections(result)
+        if cached is not None:
+            _save_sections(cached, sections)
+    if not sections:
+        return None
+    with atomic_write(path) as handle:
+        handle.write(_page(result, sections))
+    return path
+
+
+def _draw_sections(result: TopicResult) -> list[tuple[str, str]]:
     sections = []
     for title, make in _figure_makers(result):
         try:
@@ -123,12 +146,24 @@ def write_figures(result: TopicResult, path: Path) -> Path | None:
         except Exception as exc:  # noqa: BLE001 - a figure BERTopic cannot draw for this corpus is skipped, not fatal
             log.info("topic figure %r skipped: %s", title, exc)
             continue
-        sections.append((title, figure))
-    if not sections:
-        return None
+        index = len(sections)
+        body = figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=f"topics-figure-{index}")
+        sections.append((title, body))
+    return sections
+
+
+def _load_sections(path: Path) -> list[tuple[str, str]] | None:
+    try:
+        return [(str(title), str(body)) for title, body in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        return None  # missing or unreadable: draw them again
+
+
+def _save_sections(path: Path, sections: list[tuple[str, str]]) -> None:
+    for old in path.parent.glob("figures-*.json"):  # figures of earlier fits
+        old.unlink(missing_ok=True)
     with atomic_write(path) as handle:
-        handle.write(_page(result, sections))
-    return path
+        handle.write(json.dumps(sections))
 
 
 def _figure_makers(result: TopicResult) -> list[tuple[str, Any]]:
@@ -158,7 +193,7 @@ def _documents_figure(result: TopicResult, hover: bool) -> Any:
         np.random.set_state(state)
 
 
-def _page(result: TopicResult, sections: list[tuple[str, Any]]) -> str:
+def _page(result: TopicResult, sections: list[tuple[str, str]]) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>Topics</title></head><body>',
@@ -167,9 +202,9 @@ def _page(result: TopicResult, sections: list[tuple[str, Any]]) -> str:
         f"{result.outlier_share_after:.1%} after. Codes suggested by topics have method 'topic' and come after "
         "rules and reviewer decisions.</p>",
     ]
-    for index, (title, figure) in enumerate(sections):
+    for title, body in sections:
         parts.append(f"<h2>{html.escape(title)}</h2>")
-        parts.append(figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=f"topics-figure-{index}"))
+        parts.append(body)
     parts.append("</body></html>")
     # plotly.js carries default CDN addresses for map topojson and map icons, features these figures never
     # use; blank them so that the page holds no network address at all and works the same offline
