@@ -608,6 +608,7 @@ def final_assignments(machine: pd.DataFrame, ledger: pd.DataFrame, groups: pd.Da
 
 
 TOPIC_STATE_DIR = "topics"  # under corpus/cache: the fitted model and every study's placement
+TOPIC_FRAME_ROWS = 20_000  # studies handed to the topic model at a time
 
 
 def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace, *, progress: Any = None) -> Any:
@@ -624,9 +625,15 @@ def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace
     settings = workspace.config.topics
     texts = zip(studies["abstract"], studies["flags"], strict=True)
     usable = np.array([not skip_reason(str(a or ""), f) for a, f in texts], dtype=bool)
-    corpus = studies[usable].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
+
+    def batches() -> Iterable[pd.DataFrame]:
+        # slices, not one copy of every text: each pass of the topic model reads TOPIC_FRAME_ROWS studies at a time
+        for start in range(0, len(studies), TOPIC_FRAME_ROWS):
+            part = studies.iloc[start : start + TOPIC_FRAME_ROWS][usable[start : start + TOPIC_FRAME_ROWS]]
+            yield part.rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
+
     result = model_topics(
-        lambda: [corpus],
+        batches,
         codebook,
         TopicSettings(
             backend=settings.embedding,

@@ -3,6 +3,7 @@ when few studies are new) and a review with no records yet (pipeline/stages.py).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -76,3 +77,20 @@ def test_topic_figures_are_drawn_once_per_fit(workspace: Path, codebook: Codeboo
     fresh = page.read_text(encoding="utf-8")
     assert "Kept hierarchy" not in fresh and "Topic hierarchy" in fresh
     assert drawn.split(b"</p>", 1)[1] == fresh.encode("utf-8").split(b"</p>", 1)[1]
+
+
+def test_topics_read_in_slices_equal_topics_read_whole(
+    workspace: Path, codebook: Codebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pd.read_csv(TOPIC_DATA, dtype=str).fillna("")
+    studies = _studies(real)
+    studies.loc[3, "flags"] = "non_english:ru"  # set aside by the rules' skip check, in the middle of a slice
+    ws = _tfidf_workspace(workspace)
+    whole = stages.topics_stage(studies, codebook, ws)
+    shutil.rmtree(ws.corpus_dir / "cache" / stages.TOPIC_STATE_DIR)
+    monkeypatch.setattr(stages, "TOPIC_FRAME_ROWS", 7)
+    sliced = stages.topics_stage(studies, codebook, ws)
+    assert whole.run["model"] == sliced.run["model"] == "fitted"
+    for table in ("study_topics", "topics", "suggestions"):
+        pd.testing.assert_frame_equal(getattr(whole, table), getattr(sliced, table))
+    assert studies.loc[3, "study_id"] not in set(whole.study_topics["id"])
