@@ -191,3 +191,19 @@ def test_prefect_tasks_mapped_over_batches_count_from_first_start_to_last_end() 
         ("ingest", 1.0), ("code_batch x2 (first start to last end)", 5.5), ("export", 0.5)
     ]
     assert run_all._covered_seconds(timings) == 7.0  # 1 + 5.5 + 0.5: overlapping batches counted once
+
+
+def test_report_says_whether_runners_wrote_the_same_outputs(tmp_path: Path) -> None:
+    for runner, text in (("default", "a"), ("dask", "b")):
+        (tmp_path / runner).mkdir()
+        (tmp_path / runner / "matrix.csv").write_text("same", encoding="utf-8")
+        (tmp_path / runner / "map.html").write_text(text, encoding="utf-8")
+        (tmp_path / runner / "run_summary.json").write_text(runner, encoding="utf-8")
+    digests = {runner: run_all.output_digests(tmp_path / runner) for runner in ("default", "dask")}
+    assert set(digests["default"]) == {"matrix.csv", "map.html"}  # the run summary holds times: left out
+    run = run_all.RunMeasure(1.0, 1.0, 1.0, [{"stage": "code", "cpu_seconds": 2.0}], "run_summary")
+    results = [run_all.SizeResult(10, r, 0.1, run, None, 0, None, digests[r]) for r in ("default", "dask")]
+    assert run_all.runner_rows(results)[-1] == "| 10 | default, dask | 2 | no: map.html |"
+    results[1].outputs = dict(digests["default"])
+    assert run_all.runner_rows(results)[-1] == "| 10 | default, dask | 2 | yes |"
+    assert run_all.record_stage_cpu(run) == 2.0
