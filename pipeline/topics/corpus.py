@@ -132,16 +132,30 @@ def model_topics(
     `progress(n)` is called as studies are placed. With `state_dir`, the model and the placements are saved
     there at the end (atomically) for the next run.
     """
-    run = TopicRun.start(batches, codebook, settings, cache_dir=cache_dir, state_dir=state_dir, refit=refit)
-    if run.skipped is not None:
-        return run.skipped
-    if progress is not None:
-        progress(int(run.placed_now.sum()))  # the fit sample
-    for positions, texts in run.to_place(batches, progress):
-        run.add(positions, assign_batch(run.fitted, texts))
+    with _one_thread():
+        run = TopicRun.start(batches, codebook, settings, cache_dir=cache_dir, state_dir=state_dir, refit=refit)
+        if run.skipped is not None:
+            return run.skipped
         if progress is not None:
-            progress(len(positions))
-    return run.finish()
+            progress(int(run.placed_now.sum()))  # the fit sample
+        for positions, texts in run.to_place(batches, progress):
+            run.add(positions, assign_batch(run.fitted, texts))
+            if progress is not None:
+                progress(len(positions))
+        return run.finish()
+
+
+def _one_thread() -> Any:
+    """One BLAS/OpenMP thread while topics are modelled. With more, sums are split differently and the SVD, UMAP
+    and HDBSCAN results differ in the last bits, which is enough to change the topics (45 against 44 on a real
+    6.7k-study corpus) between machines, runners and settings of OMP_NUM_THREADS. threadpoolctl limits only the
+    libraries already loaded, so the ones the model loads are imported first."""
+    import bertopic  # noqa: F401  (loads scipy, scikit-learn, UMAP, HDBSCAN and their BLAS / OpenMP)
+    import scipy.linalg  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 # ---------------------------------------------------------------- one run, step by step
