@@ -51,12 +51,17 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+CSV_CHUNK_ROWS = 50_000  # rows neutralised and written at a time: a million-row table is never copied whole
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path, *, excel: bool = True) -> None:
     """Atomic, deterministic CSV; UTF-8 with BOM so Excel opens it right; formulas neutralised."""
-    safe = neutralise_frame(frame) if excel else frame
     with atomic_write(path, encoding="utf-8-sig" if excel else "utf-8") as handle:
-        # CRLF (RFC 4180, what Excel writes) also makes the csv module quote a cell holding a lone CR.
-        safe.to_csv(handle, index=False, lineterminator="\r\n")
+        for start in range(0, max(len(frame), 1), CSV_CHUNK_ROWS):
+            chunk = frame.iloc[start : start + CSV_CHUNK_ROWS]
+            safe = neutralise_frame(chunk) if excel else chunk
+            # CRLF (RFC 4180, what Excel writes) also makes the csv module quote a cell holding a lone CR.
+            safe.to_csv(handle, index=False, header=start == 0, lineterminator="\r\n")
 
 
 def write_json(data: Any, path: str | Path) -> None:
