@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
 from pipeline.dedupe import deduplicate  # noqa: E402
 from pipeline.errors import InputFileError  # noqa: E402
 from pipeline.records import RECORD_COLUMNS  # noqa: E402
+from benchmarks.synthetic import typo as _typo  # noqa: E402  (one typo model for both benchmarks)
 
 DATA = ROOT.parent / "shared" / "data" / "dedup-benchmarks"
 BIB_DEDUPE = DATA / "bib-dedupe"
@@ -285,18 +286,6 @@ def run_benchmarks(names: list[str], show: set[str], limit: int) -> None:
 
 
 # --- scale --------------------------------------------------------------------------------
-
-
-def _typo(text: str, rng: random.Random) -> str:
-    if len(text) < 5:
-        return text
-    i = rng.randrange(len(text) - 1)
-    kind = rng.random()
-    if kind < 0.33:
-        return text[:i] + text[i + 1 :]
-    if kind < 0.66:
-        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
-    return text[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + text[i + 1 :]
 
 
 def _perturb(row: dict[str, object], rng: random.Random) -> dict[str, object]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import resource
@@ -324,8 +325,6 @@ def run_size(
 
 def output_digests(outputs: Path) -> dict[str, str]:
     """sha256 of every output file but the run summary (which holds the run's id and times)."""
-    import hashlib
-
     return {
         str(path.relative_to(outputs)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(outputs.rglob("*"))

@@ -347,7 +347,8 @@ class WorkFactory:
 # --- perturbation -----------------------------------------------------------------------------
 
 
-def _typo(text: str, rng: random.Random) -> str:
+def typo(text: str, rng: random.Random) -> str:
+    """One edit: a letter dropped, two swapped or one replaced (shared with benchmarks/dedup_bench.py)."""
     if len(text) < 5:
         return text
     i = rng.randrange(len(text) - 1)
@@ -380,7 +381,7 @@ def perturb(work: Work, rng: random.Random) -> Work:
     """A copy of the work as another database (or a typist) records it."""
     copy = replace(work, authors=list(work.authors))
     if rng.random() < 0.25:
-        copy.title = _typo(copy.title, rng)
+        copy.title = typo(copy.title, rng)
     if rng.random() < 0.1:
         copy.title = copy.title.upper() if rng.random() < 0.5 else copy.title.lower()
     if rng.random() < 0.15:

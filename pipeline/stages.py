@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import threading
 import uuid
 from collections import Counter
@@ -22,7 +24,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
-from pipeline.io import write_csv, write_json
+from pipeline.io import atomic_write, write_csv, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
 from pipeline.workspace import Workspace
@@ -430,11 +432,6 @@ def pending_path(workspace: Workspace, name: str) -> Path:
 
 def publish(pending: Path, target: Path) -> Path:
     """Move a pending file to its place atomically (a copy first when the two are on different filesystems)."""
-    import os
-    import shutil
-
-    from pipeline.io import atomic_write
-
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(pending, target)
