@@ -15,7 +15,7 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml setup.py $(wildcard pipeline/rules/nlp.py pipeline/rules/prefilter.py pipeline/rules/engine.py pipeline/rules/fastdoc.pyx)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt

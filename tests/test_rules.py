@@ -4,8 +4,10 @@ and agreement with the hand-coded validation set."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -521,3 +523,76 @@ def test_agreement_with_the_hand_coded_validation_sets(codebook):
     assert holdout["all"]["kappa"] >= 0.8
     assert holdout["all"]["precision"] > holdout["all"]["recall"]
     assert gold["all"]["precision"] >= gold["all"]["recall"]
+
+
+# ---------------------------------------------------------------- the compiled build (setup.py)
+
+
+def test_make_install_compiled_every_engine_module():
+    """`make install` compiles the engine (Cython) and fastdoc.pyx; the speed target (issue 4) counts on both."""
+    from pipeline import rules
+    from pipeline.rules import nlp
+
+    stale = [name for name, build in rules.BUILDS.items() if build != "compiled"]
+    assert not stale, f"running from source: {stale}; run `make install` (it compiles them) before the tests"
+    assert nlp.FASTDOC is not None, "pipeline/rules/fastdoc.pyx is not built; run `make install`"
+
+
+def test_fastdoc_reads_the_doc_as_spacy_does(unscoped):
+    """The C reads of a Doc equal the Python ones: offsets from Doc.to_array, matches from PhraseMatcher(doc)."""
+    from pipeline.rules import nlp
+
+    pipe = unscoped._pipe
+    edge = ["", "x", "这是。下一个 😀 x.", "a\u00a0. b", "Hindi। next ॥ x", "“Quote.” Next", "e.g. U.K. (2019)."]
+    matched = 0
+    for text in _real_abstracts(200) + _on_topic_abstracts(20) + edge:
+        doc = pipe.nlp.tokenizer(text)
+        columns = doc.to_array(["IDX", "LENGTH"]).tolist()
+        expected = ([s for s, _ in columns], [s + n for s, n in columns], [i for i, (_, n) in enumerate(columns) if n == 1])
+        assert nlp.FASTDOC.token_offsets(doc) == expected
+        matches = unscoped._lemma_matcher(doc)
+        assert nlp.FASTDOC.phrase_matches(unscoped._lemma_matcher, doc) == matches
+        matched += len(matches)
+    assert matched > 1000
+
+
+def test_compiled_engine_gives_the_source_engine_hits():
+    """The same hits from the compiled modules and from their source (REVIEW_RULES_SOURCE=1, a fresh process)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.codebook import load_codebook\n"
+        "from pipeline import rules\n"
+        "engine = rules.build_engine(load_codebook(Path('codebook/school_to_school.yaml')))\n"
+        "texts = json.loads(sys.stdin.read())\n"
+        "print(json.dumps({'builds': rules.BUILDS, 'hits': [[list(h) for h in engine.code_text(t)] for t in texts]}))\n"
+    )
+    texts = _on_topic_abstracts(60) + _real_abstracts(60)
+
+    def run(source: bool) -> dict:
+        env = {**os.environ, "REVIEW_RULES_SOURCE": "1" if source else "0"}
+        done = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True,
+                              text=True, cwd=ROOT, env=env, check=True)
+        return json.loads(done.stdout.splitlines()[-1])
+
+    compiled, source = run(source=False), run(source=True)
+    assert set(compiled["builds"].values()) == {"compiled"} and set(source["builds"].values()) == {"source"}
+    assert sum(map(len, compiled["hits"])) > 300
+    assert compiled["hits"] == source["hits"]
+
+
+def test_a_module_edited_after_the_build_counts_as_stale(tmp_path, monkeypatch):
+    from pipeline.rules import compiled
+
+    manifest = tmp_path / "compiled.json"
+    monkeypatch.setattr(compiled, "MANIFEST", manifest)
+    source = (compiled.HERE / "engine.py").read_bytes()
+    manifest.write_text(json.dumps({"engine": hashlib.sha256(source).hexdigest()}))
+    assert compiled.built_from_current_source("engine")
+    manifest.write_text(json.dumps({"engine": hashlib.sha256(source + b"# edited").hexdigest()}))
+    assert not compiled.built_from_current_source("engine")
+    manifest.unlink()
+    assert not compiled.built_from_current_source("engine")

@@ -2,10 +2,17 @@
 
 Public API: `build_engine(codebook) -> RuleEngine`, `RuleEngine.code_text(text, title=...) -> list[Hit]`,
 `code_studies(studies, codebook, id_column='id') -> DataFrame`.
+
+The engine's modules run compiled (Cython, built by `make install`) when their build matches their source;
+see pipeline/rules/compiled.py.
 """
 
-from pipeline.rules.engine import Hit, RuleEngine, build_engine, looks_non_english
-from pipeline.rules.studies import HIT_COLUMNS, code_studies, skip_reason
+from pipeline.rules.compiled import use_current_sources
+
+BUILDS = use_current_sources()  # before the engine's modules are imported: a stale build must not load
+
+from pipeline.rules.engine import Hit, RuleEngine, build_engine, looks_non_english  # noqa: E402
+from pipeline.rules.studies import HIT_COLUMNS, code_studies, skip_reason  # noqa: E402
 
 __all__ = [
     "HIT_COLUMNS",

@@ -360,7 +360,7 @@ class RuleEngine:
             groups.append(group)
             group_of += [group] * (end - start)
             end_of += [end] * (end - start)
-        for key, start, end in self._lemma_matcher(view.doc):
+        for key, start, end in self._pipe.phrase_matches(self._lemma_matcher, view.doc):
             if end <= end_of[start]:
                 kind, name, entry, slot = keys[key]
                 group_of[start][slot].append((kind, name, start, end, entry))

@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy
 
+from pipeline.rules.compiled import fastdoc
+
+FASTDOC = fastdoc()  # the C reads of a Doc, when built (setup.py); None: the Python ones below
+
 
 @lru_cache(maxsize=1)
 def lemma_table() -> dict[str, str]:
@@ -100,12 +104,23 @@ class Pipeline:
         doc = self.nlp.tokenizer(text)
         if not len(doc):
             return doc, [], [], []
-        columns = doc.to_array(self._columns)
-        idx = columns[:, 0].tolist()
-        ends = (columns[:, 0] + columns[:, 1]).tolist()
-        single = numpy.flatnonzero(columns[:, 1] == 1).tolist()  # the one-character tokens
+        idx, ends, single = self.token_offsets(doc)
         starts = self._sentence_starts(text, idx, ends, single)
         return doc, list(zip(starts, starts[1:] + [len(doc)], strict=True)), idx, ends
+
+    def token_offsets(self, doc: Any) -> tuple[list[int], list[int], list[int]]:
+        """Each token's start and end character, and the tokens one character long (fastdoc.pyx when built)."""
+        if FASTDOC is not None:
+            return FASTDOC.token_offsets(doc)
+        columns = doc.to_array(self._columns)
+        single = numpy.flatnonzero(columns[:, 1] == 1).tolist()
+        columns[:, 1] += columns[:, 0]  # LENGTH -> end character
+        idx, ends = columns.T.tolist()
+        return idx, ends, single
+
+    def phrase_matches(self, matcher: Any, doc: Any) -> list[tuple[int, int, int]]:
+        """matcher(doc) for a PhraseMatcher without on_match callbacks (fastdoc.pyx when built)."""
+        return FASTDOC.phrase_matches(matcher, doc) if FASTDOC is not None else matcher(doc)
 
     def _sentence_starts(self, text: str, idx: list[int], ends: list[int], single: list[int]) -> list[int]:
         """spaCy's Sentencizer rule: a sentence starts at token 0 and at the first token after a sentence-final
