@@ -140,7 +140,7 @@ def synthetic_studies(n: int, pools: dict[str, list[str]], seed: int = 9) -> Any
 
     rng = np.random.default_rng(seed)
     countries = sorted(set(_load().alias_to_country.values()))
-    lenses = sorted(_load().lenses)
+    lenses = sorted(lens.name for lens in _load().lenses)
     rng.shuffle(countries)
     study_id = _hex_ids(rng, n, "r")
     years = rng.integers(1985, 2026, n).astype(float)
