@@ -28,6 +28,7 @@ from pipeline.progress import stage_progress
 from pipeline.records import Record
 from pipeline.runner import describe_runner, group_batches, task_runner_for
 from pipeline.store import RunRecord, Store, open_store
+from pipeline.subprocess_stage import release_memory, run_in_child
 from pipeline.workspace import Workspace, load_workspace
 
 # Records move between tasks in memory; hashing them for Prefect's default cache key would cost more
@@ -105,30 +106,34 @@ def _stage_oldest(store: Store, run: RunRecord, window: deque[tuple[IngestBatch,
 
 
 def studies_in_batches(
-    corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook, batch_size: int, cache_path: Path, limit: int
-) -> tuple[pd.DataFrame, pd.Series]:
-    """The studies in study_id order, and their signatures: a study whose members and flags are unchanged
-    since the last run is reused from the studies cache; the others are built in group batches (mapped)."""
-    signatures = stages.study_signatures(corpus, groups, codebook)
+    store: Store,
+    run_id: str,
+    groups: pd.DataFrame,
+    signatures: pd.Series,
+    codebook: Codebook,
+    batch_size: int,
+    cache_path: Path,
+    limit: int,
+) -> pd.DataFrame:
+    """The studies in study_id order: a study whose members and flags are unchanged since the last run
+    (`signatures`, stages.study_signatures) is reused from the studies cache; the others are built in group
+    batches (mapped), each batch reading its records from the store, so the corpus is never held whole."""
     reused = stages.reusable_studies(stages.load_study_cache(cache_path), signatures)
     todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]) if len(reused) else set())]
     batches = group_batches(todo, batch_size)
-    positions = pd.Series(range(len(corpus)), index=corpus["record_id"].tolist())
 
     def submit(batch: pd.DataFrame) -> Any:
-        return build_studies.submit(corpus.iloc[sorted(positions[batch["record_id"]].tolist())], batch, codebook)
+        return build_studies.submit(stages.study_records(store, batch["record_id"], run_id), batch, codebook)
 
-    built = [reused] if len(reused) else []
+    built: list[pd.DataFrame] = []
     with stage_progress("studies", len(todo)) as advance:
         for batch, result in zip(batches, in_order(submit, batches, limit), strict=True):
             built.append(result)
             advance(len(batch))
     get_run_logger().info("studies: %d built, %d unchanged since the last run", len(todo), len(reused))
-    if not built:
-        return stages.studies_stage(corpus.iloc[:0], groups, codebook), signatures
-    studies = pd.concat(built, ignore_index=True) if len(built) > 1 else built[0]
-    studies["year"] = studies["year"].astype("Int64")
-    return studies.sort_values("study_id", kind="stable").reset_index(drop=True), signatures
+    if not built and not len(reused):
+        return stages.studies_stage(stages.study_records(store, [], run_id), groups, codebook)
+    return stages.studies_in_order(built, reused)
 
 
 def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int, limit: int) -> stages.CodingOutcome:
@@ -198,24 +203,25 @@ def _review_body(workspace: str) -> dict[str, Any]:
     logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), ingested.counts())
 
     with meter.stage("dedupe") as stage:
-        corpus = stages.corpus_frame(store, run.run_id)
-        index = stages.load_dedupe_index(dedupe_index)
-        previous = stages.previous_state(store)
-        deduped = stages.dedupe_stage(corpus, store.dedupe_decisions(), previous_groups=previous.groups, index=index)
-        stage.records = len(corpus)
-        # Saved now and published after the commit: the index's features need not stay in memory until then.
-        index.save(stages.pending_path(ws, stages.DEDUPE_INDEX_NAME))
-        del index
-    logger.info("dedupe: %s", deduped.counts)
-    with meter.stage("studies", records=len(corpus)):
-        studies, signatures = studies_in_batches(
-            corpus, deduped.groups, codebook, ws.config.batch_size, study_cache, in_flight
+        # In a child process that reads the corpus from the store itself: dedupe's peak and the corpus frame
+        # (a million records: ~2 GB and ~1 GB) are given back to the OS when it exits. It also writes records.csv
+        # (published after the commit) and the study signatures, the corpus frame's other uses.
+        records_csv = stages.pending_path(ws, "records.csv")
+        passed = run_in_child(
+            stages.corpus_pass, ws.store_url, run.run_id, codebook, dedupe_index,
+            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), records_csv,
         )
-    with meter.stage("records.csv", records=len(corpus)):
-        # The corpus frame's last uses, so that it is freed before coding and topics (a million records: ~1 GB).
-        identified = stages.identified_by_source(corpus)
-        records_csv = stages.export_records_stage(ws, corpus, stages.pending_path(ws, "records.csv"))
-        deduped.records = corpus = corpus.iloc[:0]
+        deduped, identified = passed.dedupe, passed.identified
+        release_memory()  # the buffers the result came back in
+        previous = stages.previous_state(store)
+        stage.records = deduped.counts["records"]
+    logger.info("dedupe: %s", deduped.counts)
+    with meter.stage("studies", records=deduped.counts["records"]):
+        studies = studies_in_batches(
+            store, run.run_id, deduped.groups, passed.signatures, codebook,
+            ws.config.batch_size, study_cache, in_flight,
+        )
+        release_memory()
     with meter.stage("code", records=len(studies)):
         coding = code(studies, codebook, store, ws.config.batch_size, in_flight)
     with meter.stage("topics", records=len(studies)):
@@ -244,7 +250,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
         run.counts["code"]["rules_ran_on"] = coding.coded_now
         store.commit_run(run, groups=deduped.groups, assignments=machine, coding_cache=coding.new_cache)
         # Caches after the commit: they describe committed data (each also checks itself when loaded).
-        stages.save_study_cache(studies, signatures, study_cache)
+        stages.save_study_cache(studies, passed.signatures, study_cache)
         stages.publish(stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), dedupe_index)
 
     with meter.stage("export", records=len(studies)):

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from pipeline import __version__
 from pipeline.codebook import Codebook
+from pipeline.errors import ReviewError
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write, write_csv, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
@@ -159,6 +160,11 @@ class DedupeOutcome:
 
 
 CORPUS_COLUMNS = [c for c in RECORD_COLUMNS if c != "extra"]  # the corpus frame: records_to_frame's columns
+# What dedupe_stage reads of the corpus (features, sheet fields) besides the abstracts, and the signatures' flags.
+DEDUPE_INPUT_COLUMNS = [
+    "record_id", "id", "title", "authors", "doi", "year", "venue", "volume", "issue", "pages", "doc_type",
+    "source_file", "flags",
+]
 
 
 def corpus_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
@@ -168,7 +174,24 @@ def corpus_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
     order = frame[["source_file", "position", "record_id"]].sort_values(
         ["source_file", "position", "record_id"], kind="stable"
     )
-    return frame.loc[order.index].reset_index(drop=True)
+    return rows_in_order(frame, order.index.to_numpy())
+
+
+MAX_ORDER_RUNS = 1000  # beyond this many runs of consecutive rows, reordering copies the rows instead of slicing
+
+
+def rows_in_order(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """`frame.iloc[order]` with a fresh index. Where `order` is a few runs of consecutive rows (the store lists an
+    input file's records in their corpus order: only whole files move), the runs are sliced and concatenated, so
+    the Arrow text columns share their buffers instead of being copied (a million records: ~1 GB saved)."""
+    if not len(order):
+        return frame.iloc[:0].reset_index(drop=True)
+    breaks = np.flatnonzero(np.diff(order) != 1) + 1
+    if len(breaks) >= MAX_ORDER_RUNS:
+        return frame.take(order).reset_index(drop=True)
+    starts, ends = np.r_[0, breaks], np.r_[breaks, len(order)]
+    pieces = [frame.iloc[order[a] : order[a] + (b - a)] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return pd.concat(pieces, ignore_index=True)
 
 
 DEDUPE_INDEX_NAME = "dedupe.index"
@@ -181,7 +204,8 @@ def dedupe_stage(
     previous_groups: pd.DataFrame | None = None,
     index: Any = None,
 ) -> DedupeOutcome:
-    """`records`: the corpus frame (corpus_frame) or the records themselves.
+    """`records`: the corpus frame (corpus_frame) or the records themselves; the frame may carry the abstracts'
+    dedupe keys (column pipeline.dedupe.features.ABSTRACT_KEY) instead of the abstracts.
 
     Incremental when `previous_groups` (the store's dedup groups from the last run) and `index` (a
     DedupeIndex, updated in place) are given: only records new since then are compared, against the corpus.
@@ -215,6 +239,73 @@ def _existing_corpus(frame: pd.DataFrame, previous_groups: pd.DataFrame | None) 
     return existing if len(existing) == len(grouped) else None  # records gone from the store: start afresh
 
 
+@dataclass
+class CorpusPass:
+    """What the corpus-wide pass leaves the rest of the run: no record text (records.csv is written)."""
+
+    dedupe: DedupeOutcome  # its `records` is an empty frame
+    identified: dict[str, int]  # identified_by_source of the corpus
+    signatures: pd.Series  # study_signatures of the groups
+
+
+def corpus_pass(
+    store_url: str, run_id: str | None, codebook: Codebook, index_path: Path, pending_index: Path, records_csv: Path
+) -> CorpusPass:
+    """Everything that needs the whole corpus frame, read from the store here: dedupe (incremental with the
+    index at `index_path`, saved updated to `pending_index`), records.csv and the study signatures.
+
+    Meant to run in a child process (pipeline.subprocess_stage.run_in_child): the frame and dedupe's peak go
+    when it exits, and only the groups, the sheet and counts come back.
+    """
+    from pipeline.dedupe.features import ABSTRACT_KEY
+    from pipeline.store import groups_table, open_store
+    from pipeline.subprocess_stage import release_memory
+
+    store = open_store(store_url)
+    try:
+        corpus = corpus_frame(store, run_id)
+        identified = identified_by_source(corpus)
+        write_csv(corpus, records_csv)
+        # From here on without the raw abstracts (a million: ~1 GB): dedupe reads their keys, built a chunk at a
+        # time from the store, so the raw text and the keys are never held together.
+        frame = corpus[DEDUPE_INPUT_COLUMNS]
+        del corpus
+        release_memory()
+        frame[ABSTRACT_KEY] = _abstract_keys_from_store(store, run_id, frame["record_id"])
+        index = load_dedupe_index(index_path)
+        previous = store.table_frame(groups_table)
+        deduped = dedupe_stage(frame, store.dedupe_decisions(), previous_groups=previous, index=index)
+        signatures = study_signatures(frame, deduped.groups, codebook)
+        deduped.records = frame = empty_like(frame)  # before the index is pickled: its peak is the pass's last
+        del previous
+        index.save(pending_index)
+    finally:
+        store.engine.dispose()
+    return CorpusPass(dedupe=deduped, identified=identified, signatures=signatures)
+
+
+def empty_like(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame with `frame`'s columns and dtypes and no rows that, unlike `frame.iloc[:0]` (an Arrow slice keeps
+    its whole buffers), holds none of its memory."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in frame.dtypes.items()})
+
+
+def _abstract_keys_from_store(store: Store, run_id: str | None, record_ids: pd.Series) -> pd.Series:
+    """The dedupe key of every record's abstract (features.abstract_keys), aligned with `record_ids`."""
+    from pipeline.dedupe.features import abstract_keys
+
+    shared: dict[Any, Any] = {}
+    ids: list[str] = []
+    keys: list[tuple[str, bool]] = []
+    for chunk in store.iter_record_projection(["record_id", "abstract"], run_id=run_id):
+        ids.extend(chunk["record_id"].tolist())
+        keys.extend(abstract_keys(chunk["abstract"].tolist(), shared))
+    positions = pd.Index(ids).get_indexer(record_ids)
+    if (positions < 0).any():
+        raise ReviewError("The store changed while the run read it (a record vanished); run the review again.")
+    return pd.Series(pd.Series(keys, dtype=object).to_numpy()[positions], index=record_ids.index, dtype=object)
+
+
 def load_dedupe_index(path: Path) -> Any:
     from pipeline.dedupe import DedupeIndex
 
@@ -226,6 +317,38 @@ def studies_stage(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codeboo
     from pipeline.studies import build_studies
 
     return build_studies(records, groups, lenses=codebook.lenses or None)
+
+
+# What build_studies reads of a record: the study fields, and the dedupe features merge_group_fields ranks by.
+STUDY_RECORD_COLUMNS = [
+    "record_id", "source_file", "position", "title", "authors", "year", "doi", "venue", "volume", "issue", "pages",
+    "abstract", "doc_type", "flags",
+]
+
+
+def study_records(store: Store, record_ids: Iterable[str], run_id: str | None = None) -> pd.DataFrame:
+    """The records of one batch of studies, read from the store in the corpus frame's order (corpus_frame)."""
+    frame = store.record_projection_of(list(record_ids), STUDY_RECORD_COLUMNS, run_id=run_id)
+    order = frame[["source_file", "position", "record_id"]].sort_values(
+        ["source_file", "position", "record_id"], kind="stable"
+    )
+    return frame.loc[order.index].reset_index(drop=True)
+
+
+def studies_in_order(built: list[pd.DataFrame], reused: pd.DataFrame) -> pd.DataFrame:
+    """Built batches of studies (each in study_id order, as build_studies gives them; the batches in group order,
+    as runner.group_batches cuts them) and the studies reused from the cache, as one frame in study_id order.
+
+    Concatenating Arrow-backed text columns shares their buffers, so no second copy of the studies is made
+    unless the frame is out of order (reused studies among the built ones) and has to be sorted.
+    """
+    parts = [reused, *built] if len(reused) else list(built)
+    studies = pd.concat(parts, ignore_index=True)
+    del parts
+    studies["year"] = studies["year"].astype("Int64")
+    if not studies["study_id"].is_monotonic_increasing:
+        studies = studies.sort_values("study_id", kind="stable").reset_index(drop=True)
+    return studies
 
 
 STUDY_CACHE_NAME = "studies.parquet"

@@ -295,18 +295,38 @@ class Store:
         `chunk_size` at a time and each chunk becomes a small frame at once, so no Record objects
         and no full rows are held for the whole corpus.
         """
-        unknown = [c for c in columns if c not in PROJECTION_COLUMNS]
-        if unknown:
-            raise ValueError(f"unknown projection column(s) {unknown}; choose from {list(PROJECTION_COLUMNS)}")
-        query, from_json = self._projection_query(list(columns), run_id)
-        frames = []
+        frames = list(self.iter_record_projection(columns, run_id=run_id, chunk_size=chunk_size))
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def iter_record_projection(
+        self, columns: Sequence[str], *, run_id: str | None = None, chunk_size: int = _PROJECTION_CHUNK
+    ) -> Iterator[pd.DataFrame]:
+        """`record_projection` as frames of at most `chunk_size` rows, in its order (one empty frame when the
+        store has no records), for a pass that needs one chunk at a time (e.g. every abstract, once)."""
+        query, from_json = self._projection_query(_known_projection(columns), run_id)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+            empty = True
             for rows in result.partitions():
-                frames.append(_projection_frame(rows, list(columns), from_json))
-        if not frames:
-            return _projection_frame([], list(columns), from_json)
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+                empty = False
+                yield _projection_frame(rows, list(columns), from_json)
+        if empty:
+            yield _projection_frame([], list(columns), from_json)
+
+    def record_projection_of(
+        self, record_ids: Sequence[str], columns: Sequence[str], *, run_id: str | None = None
+    ) -> pd.DataFrame:
+        """`record_projection` of just these records (those visible; unknown ids are left out), in the order of
+        `iter_records`: one batch of a stage can read its records without the whole corpus in memory."""
+        query, from_json = self._projection_query(_known_projection(columns), run_id)
+        order = (records_table.c.input_sha256, records_table.c.position, records_table.c.record_id)
+        query = query.add_columns(*(c.label(f"_order_{i}") for i, c in enumerate(order)))
+        rows: list[Any] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(record_ids)), _CHUNK):
+                rows.extend(conn.execute(query.where(records_table.c.record_id.in_(chunk))).all())
+        rows.sort(key=lambda row: tuple(row[-len(order) :]))  # the chunks' rows in the store's order
+        return _projection_frame([tuple(row[: -len(order)]) for row in rows], list(columns), from_json)
 
     def _projection_query(self, columns: list[str], run_id: str | None) -> tuple[sa.Select, list[str]]:
         source, data, flags = _record_source(run_id)
@@ -842,6 +862,13 @@ def _flat(value: Any) -> str:
 
 
 # --- projections -----------------------------------------------------------------------------------
+def _known_projection(columns: Sequence[str]) -> list[str]:
+    unknown = [c for c in columns if c not in PROJECTION_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown projection column(s) {unknown}; choose from {list(PROJECTION_COLUMNS)}")
+    return list(columns)
+
+
 def _projection_frame(rows: Sequence[Any], columns: list[str], from_json: list[str]) -> pd.DataFrame:
     """One chunk of rows as a frame (pandas keeps the text in Arrow buffers, not as Python strings)."""
     data: dict[str, list[Any]] = {}

@@ -13,7 +13,7 @@ from pipeline.dedupe.assemble import RESULT_COLUMNS, Outcome, assemble, kept_lin
 from pipeline.dedupe.blocking import BlockKeys, CandidatePairs
 from pipeline.dedupe.cluster import Clusters, ExistingGroups, Matches, cluster
 from pipeline.dedupe.decisions import SAME, check_decisions
-from pipeline.dedupe.features import FEATURE_COLUMNS, Features
+from pipeline.dedupe.features import FEATURE_COLUMNS, FEATURE_INPUTS, Features
 from pipeline.dedupe.index import DedupeIndex, Links, paused_gc
 from pipeline.dedupe.scoring import MATCH, MAYBE, NO, Verdict, compare
 from pipeline.errors import ReviewError
@@ -85,7 +85,7 @@ def _deduplicate(
     existing: pd.DataFrame | None,
     index: DedupeIndex | None,
 ) -> pd.DataFrame:
-    fresh = prepare_records(records, "records", columns=FEATURE_COLUMNS)
+    fresh = prepare_records(records, "records", columns=FEATURE_INPUTS)
     old = _prepare_existing(existing)
     if old is not None:
         fresh = _only_new(fresh, old)
@@ -211,7 +211,7 @@ def _cell(value: object) -> str:
 def _prepare_existing(existing: pd.DataFrame | None) -> pd.DataFrame | None:
     if existing is None or len(existing) == 0:
         return None
-    old = prepare_records(existing, "existing records", columns=[*_GROUP_COLUMNS, *FEATURE_COLUMNS])
+    old = prepare_records(existing, "existing records", columns=[*_GROUP_COLUMNS, *FEATURE_INPUTS])
     for column in _GROUP_COLUMNS:
         if column not in old.columns:
             raise ReviewError(

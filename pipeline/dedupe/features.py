@@ -22,6 +22,10 @@ from pipeline.dedupe import normalise as nz
 # The record columns deduplication reads (besides record_id and id).
 FEATURE_COLUMNS = ("title", "authors", "doi", "year", "venue", "volume", "issue", "pages", "abstract", "doc_type")
 CHUNK_ROWS = 20_000
+# A column of abstract_keys() may stand in for `abstract`: a million-record corpus then need not hold every raw
+# abstract while its features are built (the keys are computed a chunk at a time, e.g. from the store).
+ABSTRACT_KEY = "abstract_key"
+FEATURE_INPUTS = (*FEATURE_COLUMNS, ABSTRACT_KEY)
 SUPPLEMENT_DOI = "supplement doi"
 
 _CONFERENCE_TYPE = re.compile(
@@ -102,6 +106,13 @@ def _abstract(value: Any) -> tuple[str, bool]:
     return nz._abstract_key.__wrapped__(raw) if raw else ("", False)
 
 
+def abstract_keys(values: Iterable[Any], shared: dict[Any, Any] | None = None) -> list[tuple[str, bool]]:
+    """The abstract feature of each raw abstract, for an ABSTRACT_KEY column. Equal keys share one object, also
+    across calls given the same `shared` dict (a corpus read in chunks holds each distinct key once)."""
+    pool = {} if shared is None else shared
+    return [pool.setdefault(key, key) for key in map(_abstract, values)]
+
+
 def is_container(cores: Iterable[str]) -> bool:
     """Do the titles on one DOI name different works? (compared with the first titled record's title)"""
     distinct = list(dict.fromkeys(core for core in cores if core))
@@ -135,7 +146,10 @@ def _chunks(frame: pd.DataFrame) -> Iterator[dict[str, list[Any]]]:
     n = len(frame)
     for start in range(0, n, CHUNK_ROWS):
         part = frame.iloc[start : start + CHUNK_ROWS]
-        yield {name: part[name].tolist() if name in frame.columns else [""] * len(part) for name in FEATURE_COLUMNS}
+        chunk = {name: part[name].tolist() if name in frame.columns else [""] * len(part) for name in FEATURE_COLUMNS}
+        if ABSTRACT_KEY in frame.columns:
+            chunk[ABSTRACT_KEY] = part[ABSTRACT_KEY].tolist()
+        yield chunk
 
 
 class Features:
@@ -199,7 +213,10 @@ class Features:
         self.issue.extend(pool(nz.normalise_volume(v)) for v in chunk["issue"])
         self.supplement.extend(pool(nz.supplement_number(v)) for v in chunk["issue"])
         self.pages.extend(pages)
-        self.abstract.extend(pool(_abstract(v)) for v in chunk["abstract"])
+        keys = chunk.get(ABSTRACT_KEY)
+        if keys is None:
+            keys = [_abstract(v) for v in chunk["abstract"]]
+        self.abstract.extend(pool(key) for key in keys)
         kinds = [_kind(t, v) for t, v in zip(doc_types, venues, strict=True)]
         self.kind.extend(kinds)
         self.numbers.extend(pool(frozenset(_NUMBER_WORDS.findall(t.core))) for t in titles)
@@ -354,4 +371,13 @@ class Features:
         return taken
 
 
-__all__ = ["CHUNK_ROWS", "FEATURE_COLUMNS", "Features", "is_container", "page_range"]
+__all__ = [
+    "ABSTRACT_KEY",
+    "CHUNK_ROWS",
+    "FEATURE_COLUMNS",
+    "FEATURE_INPUTS",
+    "Features",
+    "abstract_keys",
+    "is_container",
+    "page_range",
+]

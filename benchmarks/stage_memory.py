@@ -1,0 +1,118 @@
+"""Seconds and process-tree peak RSS of the review flow's corpus-wide steps: dedupe (with records.csv) and studies.
+
+    python benchmarks/stage_memory.py WORKSPACE [--run-id RUN_ID]
+
+WORKSPACE is a `review run` workspace whose store already holds the ingested and cleaned records, committed or
+staged by a run that stopped after ingest (the run id defaults to the store's only unfinished run, if any).
+The script makes the calls flows/review.py makes from dedupe through studies, inside a Prefect flow on the
+default runner (so Prefect's temporary server is part of the tree, as in `review run`), and prints each step's
+seconds, the tree's peak RSS (this process, the Prefect server and any child, sampled every 50 ms) and the
+tree's RSS after the step, then digests of the results (to compare two versions of the code on the same store).
+It writes only into the workspace's corpus/cache/pending: run it on a copy of a workspace you want to keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workspace", type=Path)
+    parser.add_argument("--run-id", help="the stopped run whose staged records to read (default: the only one)")
+    args = parser.parse_args(argv)
+    # Prefect's own database goes to a temporary folder, not into the measured workspace.
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="stage_memory_prefect_"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from prefect import flow
+
+    measured = flow(name="stage-memory", log_prints=False)(_measure)
+    started = time.perf_counter()
+    measured(str(args.workspace.resolve()), args.run_id)
+    print(f"total {time.perf_counter() - started:.0f} s (Prefect start-up included)")
+    return 0
+
+
+def _measure(workspace: str, run_id: str | None) -> None:
+    from flows import review as flow_module
+    from pipeline import stages
+    from pipeline.codebook import load_codebook
+    from pipeline.metrics import MB, StageMeter, tree_rss_bytes
+    from pipeline.store import open_store
+    from pipeline.subprocess_stage import release_memory, run_in_child
+    from pipeline.workspace import load_workspace
+
+    ws = load_workspace(workspace)
+    codebook = load_codebook(ws.codebook_path)
+    store = open_store(ws.store_url)
+    run_id = run_id or _unfinished_run(store)
+    meter = StageMeter()
+    cache = ws.corpus_dir / "cache"
+    in_flight = flow_module.IN_FLIGHT_PER_WORKER * ws.config.runner.workers
+    print(f"run {run_id}: tree RSS at the start {tree_rss_bytes() / MB:,.0f} MB", flush=True)
+    with meter.stage("dedupe+records.csv"):
+        passed = run_in_child(
+            stages.corpus_pass, ws.store_url, run_id, codebook, cache / stages.DEDUPE_INDEX_NAME,
+            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), stages.pending_path(ws, "records.csv"),
+        )
+        previous = stages.previous_state(store)
+    _report(meter, tree_rss_bytes() / MB)
+    with meter.stage("studies"):
+        studies = flow_module.studies_in_batches(
+            store, run_id, passed.dedupe.groups, passed.signatures, codebook, ws.config.batch_size,
+            cache / stages.STUDY_CACHE_NAME, in_flight,
+        )
+        release_memory()
+    _report(meter, tree_rss_bytes() / MB)
+    print(f"counts {passed.dedupe.counts}; previous groups {len(previous.groups)}", flush=True)
+    print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_digest(passed.dedupe.sheet)}, "
+          f"studies {_digest(studies)}, signatures {_digest(passed.signatures.reset_index())}, "
+          f"identified {_digest(sorted(passed.identified.items()))}", flush=True)
+    records_csv = stages.pending_path(ws, "records.csv")
+    print(f"records.csv sha256 {hashlib.sha256(records_csv.read_bytes()).hexdigest()}", flush=True)
+
+
+def _report(meter: Any, rss_after_mb: float) -> None:
+    row = meter.table()[-1]
+    print(f"{row['stage']}: {row['seconds']:.1f} s, CPU {row['cpu_seconds']:.1f} s, "
+          f"tree peak {row['peak_rss_mb']:,.0f} MB, tree RSS after {rss_after_mb:,.0f} MB", flush=True)
+
+
+def _unfinished_run(store: Any) -> str | None:
+    """The store's only unfinished run (None: read the committed records only)."""
+    import sqlalchemy as sa
+
+    from pipeline.store import RUNNING, runs_table
+
+    with store.engine.connect() as conn:
+        running = [row[0] for row in conn.execute(sa.select(runs_table.c.run_id).where(runs_table.c.status == RUNNING))]
+    if len(running) > 1:
+        raise SystemExit(f"the store has {len(running)} unfinished runs ({', '.join(running)}): pick one with --run-id")
+    return running[0] if running else None
+
+
+def _digest(value: Any) -> str:
+    """A short hash of a frame's values (or of any repr-able value): equal results, equal digests."""
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        data = pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes()
+    else:
+        data = repr(value).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""The flow's memory-bounding mechanisms give the results of the plain in-process path: the corpus pass run in a
+child process (pipeline/subprocess_stage.py, stages.corpus_pass), the per-batch reads of study records from the
+store (store.record_projection_of, stages.study_records) and the assembly of study batches (stages.studies_in_order).
+On real records: the bundled seeds (seed 001 repeats itself, truncated) and three small real exports."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import stages
+from pipeline.batches import clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.dedupe import DedupeIndex
+from pipeline.errors import ReviewError
+from pipeline.runner import group_batches
+from pipeline.store import Store, open_store
+from pipeline.subprocess_stage import release_memory, run_in_child
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "corpus" / "seeds"
+EXPORTS = REPO.parent / "shared" / "data" / "exports"
+INPUTS = [
+    *sorted(SEEDS.glob("*.txt")),
+    EXPORTS / "csv" / "litstudy_ieee.csv",
+    EXPORTS / "csv" / "asreview_embase.csv",
+    EXPORTS / "medline" / "biopython_pubmed_result2.txt",
+]
+
+
+@pytest.fixture(scope="module")
+def codebook() -> Codebook:
+    return load_codebook(REPO / "codebook" / "school_to_school.yaml")
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A store whose records are staged by a running run (as the flow has them at dedupe): (url, run id)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'review.db'}"
+    store = open_store(url)
+    run = stages.start_run()
+    store.begin_run(run)
+    for batch in iter_ingest_batches(INPUTS, store.known_input_hashes(), 50):
+        store.stage_records(run.run_id, clean_batch(batch.records), batch.record_input)
+        store.stage_inputs(run.run_id, batch.new_inputs)
+    flag_truncated_prefixes_in_store(store, run.run_id)
+    return url, run.run_id
+
+
+def _corpus_pass(url: str, run_id: str, codebook: Codebook, folder: Path, *, child: bool) -> stages.CorpusPass:
+    folder.mkdir()
+    args = (url, run_id, codebook, folder / "dedupe.index", folder / "pending.index", folder / "records.csv")
+    return run_in_child(stages.corpus_pass, *args) if child else stages.corpus_pass(*args)
+
+
+def test_corpus_pass_in_a_child_matches_the_in_process_path(
+    staged: tuple[str, str], codebook: Codebook, tmp_path: Path
+) -> None:
+    url, run_id = staged
+    here = _corpus_pass(url, run_id, codebook, tmp_path / "here", child=False)
+    there = _corpus_pass(url, run_id, codebook, tmp_path / "child", child=True)
+
+    assert here.dedupe.counts["studies"] < here.dedupe.counts["records"]  # the corpus has real duplicates
+    assert len(here.dedupe.sheet) > 0
+    pd.testing.assert_frame_equal(there.dedupe.groups, here.dedupe.groups)
+    pd.testing.assert_frame_equal(there.dedupe.sheet, here.dedupe.sheet)
+    pd.testing.assert_series_equal(there.signatures, here.signatures)
+    assert there.dedupe.counts == here.dedupe.counts and there.identified == here.identified
+    assert there.dedupe.records.empty  # no corpus text comes back, nor any buffer of it
+    assert there.dedupe.records["title"].array._pa_array.nbytes == 0
+    assert (tmp_path / "child" / "records.csv").read_bytes() == (tmp_path / "here" / "records.csv").read_bytes()
+    assert _index_state(tmp_path / "child" / "pending.index") == _index_state(tmp_path / "here" / "pending.index")
+
+    # ... and both are what the flow computed before with the corpus frame in its own process
+    store = open_store(url)
+    corpus = stages.corpus_frame(store, run_id)
+    index = DedupeIndex()
+    before = stages.dedupe_stage(corpus, store.dedupe_decisions(), index=index)  # raw abstracts, no keys column
+    index.save(tmp_path / "before.index")
+    assert _index_state(tmp_path / "before.index") == _index_state(tmp_path / "child" / "pending.index")
+    pd.testing.assert_frame_equal(there.dedupe.groups, before.groups)
+    pd.testing.assert_frame_equal(there.dedupe.sheet, before.sheet)
+    pd.testing.assert_series_equal(there.signatures, stages.study_signatures(corpus, before.groups, codebook))
+    assert there.identified == stages.identified_by_source(corpus)
+
+
+def test_studies_built_from_batches_read_from_the_store_equal_those_of_the_whole_corpus(
+    staged: tuple[str, str], codebook: Codebook
+) -> None:
+    url, run_id = staged
+    store = open_store(url)
+    corpus = stages.corpus_frame(store, run_id)
+    groups = stages.dedupe_stage(corpus, None).groups
+    whole = stages.studies_stage(corpus, groups, codebook)
+    assert (whole["records"] > 1).any()  # merged studies are part of the comparison
+
+    batches = group_batches(groups, 10)
+    assert len(batches) > 3
+    built = [stages.studies_stage(stages.study_records(store, b["record_id"], run_id), b, codebook) for b in batches]
+    pd.testing.assert_frame_equal(stages.studies_in_order(built, pd.DataFrame()), whole)
+
+    # reused studies (the cache) land among the built ones in study_id order
+    reused = whole.iloc[::3]
+    todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]))]
+    rebuilt = [stages.studies_stage(stages.study_records(store, b["record_id"], run_id), b, codebook)
+               for b in group_batches(todo, 10)]
+    pd.testing.assert_frame_equal(stages.studies_in_order(rebuilt, reused), whole)
+
+
+def test_corpus_frame_reorders_by_slicing_runs_and_gives_the_sorted_rows(
+    staged: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, run_id = staged
+    projection = open_store(url).record_projection(stages.CORPUS_COLUMNS, run_id=run_id)
+    keys = ["source_file", "position", "record_id"]
+    expected = projection.sort_values(keys, kind="stable").reset_index(drop=True)
+    order = projection[keys].sort_values(keys, kind="stable").index.to_numpy()
+    assert 1 < len(np.flatnonzero(np.diff(order) != 1)) < stages.MAX_ORDER_RUNS  # whole files move: sliced
+    pd.testing.assert_frame_equal(stages.corpus_frame(open_store(url), run_id), expected)
+    shuffled = np.random.default_rng(7).permutation(len(projection))
+    expected = projection.iloc[shuffled].reset_index(drop=True)
+    pd.testing.assert_frame_equal(stages.rows_in_order(projection, shuffled), expected)  # sliced
+    monkeypatch.setattr(stages, "MAX_ORDER_RUNS", 2)
+    pd.testing.assert_frame_equal(stages.rows_in_order(projection, shuffled), expected)  # copied
+    pd.testing.assert_frame_equal(stages.rows_in_order(projection, np.array([], dtype=int)), projection.iloc[:0])
+
+
+def test_record_projection_of_reads_just_those_records_in_store_order(staged: tuple[str, str]) -> None:
+    url, run_id = staged
+    store: Store = open_store(url)
+    columns = ["record_id", "title", "authors", "year", "abstract", "flags"]
+    everything = store.record_projection(columns, run_id=run_id)
+    wanted = everything["record_id"].iloc[::-7].tolist() + ["r-not-in-the-store"]
+    some = store.record_projection_of(wanted, columns, run_id=run_id)
+    expected = everything[everything["record_id"].isin(wanted)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, expected)
+    assert store.record_projection_of(wanted, columns).empty  # the running run's records are invisible without its id
+    with pytest.raises(ValueError, match="unknown projection column"):
+        store.record_projection_of(wanted, ["record_id", "nonsense"])
+
+
+def _index_state(path: Path) -> tuple[object, ...]:
+    """What a saved dedupe index holds (pickle's bytes may differ with the objects' sharing, not their values)."""
+    index = DedupeIndex.load(path)
+    assert index.size > 0
+    names = ("title", "authors", "doi", "year", "abstract", "venue_id")
+    features = {name: getattr(index.features, name) for name in names}
+    codes = {kind: array.tolist() for kind, array in index.keys.codes.items()}
+    return index.record_ids, features, codes, index.keys.order.tolist()
+
+
+def _log_and_fail(message: str) -> None:
+    logging.getLogger("pipeline.dedupe").info("child says %s", message)
+    raise ReviewError(f"{message}: fix the input.")
+
+
+def _log_and_return(message: str) -> str:
+    logging.getLogger("pipeline.dedupe").info("child says %s", message)
+    return message.upper()
+
+
+def test_run_in_child_replays_the_childs_log_and_raises_its_errors(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        assert run_in_child(_log_and_return, "hello") == "HELLO"
+    assert ("pipeline.dedupe", logging.INFO, "child says hello") in caplog.record_tuples
+    with pytest.raises(ReviewError, match="broken: fix the input"):
+        run_in_child(_log_and_fail, "broken")
+    release_memory()  # harmless wherever it runs
