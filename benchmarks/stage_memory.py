@@ -1,6 +1,7 @@
-"""Seconds and process-tree peak RSS of the review flow's corpus-wide steps: dedupe (with records.csv) and studies.
+"""Seconds and process-tree peak RSS of the review flow's stages after ingest: dedupe (with records.csv) and
+studies, and with --through, coding, topics and assign+export too.
 
-    python benchmarks/stage_memory.py WORKSPACE [--run-id RUN_ID]
+    python benchmarks/stage_memory.py WORKSPACE [--run-id RUN_ID] [--through studies|code|topics|export]
 
 WORKSPACE is a `review run` workspace whose store already holds the ingested and cleaned records, committed or
 staged by a run that stopped after ingest (the run id defaults to the store's only unfinished run, if any).
@@ -8,7 +9,8 @@ The script makes the calls flows/review.py makes from dedupe through studies, in
 default runner (so Prefect's temporary server is part of the tree, as in `review run`), and prints each step's
 seconds, the tree's peak RSS (this process, the Prefect server and any child, sampled every 50 ms) and the
 tree's RSS after the step, then digests of the results (to compare two versions of the code on the same store).
-It writes only into the workspace's corpus/cache/pending: run it on a copy of a workspace you want to keep.
+It writes into the workspace's corpus/cache (and, with --through export, its outputs/): run it on a copy of a
+workspace you want to keep. Nothing is committed to the store.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+THROUGH = ("studies", "code", "topics", "export")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--run-id", help="the stopped run whose staged records to read (default: the only one)")
+    parser.add_argument("--through", choices=THROUGH, default="studies", help="the last stage to run (default studies)")
     args = parser.parse_args(argv)
     # Prefect's own database goes to a temporary folder, not into the measured workspace.
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="stage_memory_prefect_"))
@@ -40,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
     measured = flow(name="stage-memory", log_prints=False)(_measure)
     started = time.perf_counter()
-    measured(str(args.workspace.resolve()), args.run_id)
+    measured(str(args.workspace.resolve()), args.run_id, args.through)
     print(f"total {time.perf_counter() - started:.0f} s (Prefect start-up included)")
     return 0
 
 
-def _measure(workspace: str, run_id: str | None) -> None:
+def _measure(workspace: str, run_id: str | None, through: str = "studies") -> None:
     from flows import review as flow_module
     from pipeline import stages
     from pipeline.codebook import load_codebook
@@ -82,6 +86,40 @@ def _measure(workspace: str, run_id: str | None) -> None:
           f"identified {_digest(sorted(passed.identified.items()))}", flush=True)
     records_csv = stages.pending_path(ws, "records.csv")
     print(f"records.csv sha256 {hashlib.sha256(records_csv.read_bytes()).hexdigest()}", flush=True)
+    if THROUGH.index(through) >= THROUGH.index("code"):
+        _later_stages(ws, store, codebook, passed, studies, meter, in_flight, through)
+
+
+def _later_stages(
+    ws: Any, store: Any, codebook: Any, passed: Any, studies: Any, meter: Any, in_flight: int, through: str
+) -> None:
+    """Coding, then topics, then assign and the exports, as flows/review.py runs them (without the commit)."""
+    from flows import review as flow_module
+    from pipeline import stages
+    from pipeline.assign import assign
+    from pipeline.ledger import ledger_frame
+    from pipeline.metrics import MB, tree_rss_bytes
+
+    with meter.stage("code"):
+        coding = flow_module.code(studies, codebook, store, ws.config.batch_size, in_flight)
+    _report(meter, tree_rss_bytes() / MB)
+    if through == "code":
+        return
+    with meter.stage("topics"):
+        topic_model = flow_module.topics(studies, codebook, ws) if ws.config.topics.enabled else None
+    _report(meter, tree_rss_bytes() / MB)
+    if through == "topics":
+        return
+    with meter.stage("assign+export"):
+        ledger = ledger_frame(store)
+        machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
+        assignments = stages.final_assignments(machine, ledger, passed.dedupe.groups)
+        prisma = stages.prisma_stage(passed.identified, studies, assignments, coding.set_aside)
+        agreement = stages.agreement_stage(ledger, machine)
+        stages.export_stage(ws, studies, assignments, codebook, prisma, passed.dedupe.sheet, agreement)
+        if topic_model is not None:
+            stages.write_topics_stage(ws, topic_model)
+    _report(meter, tree_rss_bytes() / MB)
 
 
 def _report(meter: Any, rss_after_mb: float) -> None:
