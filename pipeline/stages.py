@@ -171,10 +171,13 @@ def corpus_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
     """The corpus as records_to_frame gives it (sorted as `sorted_records`), read from the store's columns
     without building a Record per row; `run_id` adds that running run's staged records."""
     frame = store.record_projection(CORPUS_COLUMNS, run_id=run_id)
-    order = frame[["source_file", "position", "record_id"]].sort_values(
-        ["source_file", "position", "record_id"], kind="stable"
-    )
-    return rows_in_order(frame, order.index.to_numpy())
+    return rows_in_order(frame, corpus_order(frame))
+
+
+def corpus_order(frame: pd.DataFrame) -> np.ndarray:
+    """The row positions that put a store projection (a RangeIndex) in corpus order: by file, position, id."""
+    keys = ["source_file", "position", "record_id"]
+    return frame[keys].sort_values(keys, kind="stable").index.to_numpy()
 
 
 MAX_ORDER_RUNS = 1000  # beyond this many runs of consecutive rows, reordering copies the rows instead of slicing
@@ -329,10 +332,7 @@ STUDY_RECORD_COLUMNS = [
 def study_records(store: Store, record_ids: Iterable[str], run_id: str | None = None) -> pd.DataFrame:
     """The records of one batch of studies, read from the store in the corpus frame's order (corpus_frame)."""
     frame = store.record_projection_of(list(record_ids), STUDY_RECORD_COLUMNS, run_id=run_id)
-    order = frame[["source_file", "position", "record_id"]].sort_values(
-        ["source_file", "position", "record_id"], kind="stable"
-    )
-    return frame.loc[order.index].reset_index(drop=True)
+    return rows_in_order(frame, corpus_order(frame))
 
 
 def studies_in_order(built: list[pd.DataFrame], reused: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,11 @@ MANIFEST = HERE / "compiled.json"
 ACCELERATOR_SOURCE = HERE / "fastdoc.pyx"
 
 
+def source_forced() -> bool:
+    """REVIEW_RULES_SOURCE=1: run every module from its source (for a profiler or a debugger)."""
+    return os.environ.get("REVIEW_RULES_SOURCE", "") not in ("", "0")
+
+
 def compiled_path(name: str) -> Path | None:
     """The module's compiled extension beside its source, if one was built."""
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
@@ -49,7 +54,7 @@ def built_from_current_source(name: str, suffix: str = ".py") -> bool:
 def fastdoc() -> ModuleType | None:
     """pipeline/rules/fastdoc.pyx's build, when there is one built from the current source (else None: nlp.py
     reads the Doc in Python)."""
-    if os.environ.get("REVIEW_RULES_SOURCE", "") not in ("", "0") or compiled_path("fastdoc") is None:
+    if source_forced() or compiled_path("fastdoc") is None:
         return None
     if not built_from_current_source("fastdoc", ".pyx"):
         log.warning("pipeline/rules/fastdoc.pyx changed since it was compiled: not using it; run `make install`")
@@ -60,7 +65,7 @@ def fastdoc() -> ModuleType | None:
 def use_current_sources() -> dict[str, str]:
     """Load from source every module whose extension is stale; name -> 'compiled', 'source' or 'stale source'."""
     builds = {}
-    forced = os.environ.get("REVIEW_RULES_SOURCE", "") not in ("", "0")
+    forced = source_forced()
     for name in COMPILED_MODULES:
         if compiled_path(name) is None:
             builds[name] = "source"
