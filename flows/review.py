@@ -28,6 +28,7 @@ from pipeline.progress import stage_progress
 from pipeline.records import Record
 from pipeline.runner import describe_runner, group_batches, task_runner_for
 from pipeline.store import RunRecord, Store, open_store
+from pipeline.study_table import StudyTable
 from pipeline.subprocess_stage import release_memory, run_in_child
 from pipeline.workspace import Workspace, load_workspace
 
@@ -70,7 +71,7 @@ def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
 
 
 @_stage
-def topics(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace) -> Any:
+def topics(studies: StudyTable, codebook: Codebook, workspace: Workspace) -> Any:
     with stage_progress("topics", len(studies)) as advance:
         return stages.topics_stage(studies, codebook, workspace, progress=advance)
 
@@ -136,22 +137,27 @@ def studies_in_batches(
     return stages.studies_in_order(built, reused)
 
 
-def code(studies: pd.DataFrame, codebook: Codebook, store: Store, batch_size: int, limit: int) -> stages.CodingOutcome:
-    """Rule coding mapped over batches of the studies not in the coding cache (the CPU-heavy stage)."""
-    plan = stages.plan_coding(studies, codebook, store.cached_hits(set(stages.coding_cache_keys(studies, codebook))))
-    todo = plan.todo[list(stages.CODING_COLUMNS)]
-    starts = range(0, len(todo), batch_size)
+def code(table: StudyTable, codebook: Codebook, store: Store, run_id: str, batch_size: int, limit: int) -> stages.CodingOutcome:
+    """Rule coding (the CPU-heavy stage) mapped over batches of studies read from the study table; a study whose
+    cache key the store holds reuses its hits. Each batch's new cache entries are staged into the store as the
+    batch finishes, so only the batches in flight hold texts, and nothing holds every study's entry."""
+    tally = stages.CodingTally()
+    planned: deque[stages.CodingPlan] = deque()
 
-    def submit(start: int) -> Any:
-        return code_batch.submit(todo.iloc[start : start + batch_size], codebook)
+    def plans() -> Iterator[stages.CodingPlan]:
+        for part in table.slices(stages.CODING_COLUMNS, batch_size):
+            yield stages.plan_coding(part, codebook, store.cached_hits(set(stages.coding_cache_keys(part, codebook))))
 
-    fresh = []
-    with stage_progress("code", len(todo)) as advance:
-        for start, hits in zip(starts, in_order(submit, starts, limit), strict=True):  # hits stay in study order
-            fresh.append(hits)
-            advance(min(batch_size, len(todo) - start))
-    hits = pd.concat(fresh, ignore_index=True) if fresh else stages.code_batch(plan.todo, codebook)
-    return stages.finish_coding(studies, plan, hits)
+    def submit(plan: stages.CodingPlan) -> Any:
+        planned.append(plan)
+        return code_batch.submit(plan.todo, codebook)
+
+    with stage_progress("code", len(table)) as advance:
+        for hits in in_order(submit, plans(), limit):  # hits stay in study order
+            plan = planned.popleft()
+            store.stage_coding_cache(run_id, tally.add(plan, hits))
+            advance(len(plan.studies))
+    return tally.outcome()
 
 
 # --- the flow -----------------------------------------------------------------------------------------
@@ -221,17 +227,21 @@ def _review_body(workspace: str) -> dict[str, Any]:
             store, run.run_id, deduped.groups, passed.signatures, codebook,
             ws.config.batch_size, study_cache, in_flight,
         )
+        # On disk from here on (the next run's studies cache, published after the commit): each later stage reads
+        # the columns it needs, so the flow does not hold every study's text (~2.5 GB at a million records).
+        table = StudyTable.write(studies, stages.pending_path(ws, stages.STUDY_CACHE_NAME), passed.signatures)
+        del studies
         release_memory()
-    with meter.stage("code", records=len(studies)):
-        coding = code(studies, codebook, store, ws.config.batch_size, in_flight)
-    with meter.stage("topics", records=len(studies)):
-        topic_model = topics(studies, codebook, ws) if ws.config.topics.enabled else None
+    with meter.stage("code", records=len(table)):
+        coding = code(table, codebook, store, run.run_id, ws.config.batch_size, in_flight)
+    with meter.stage("topics", records=len(table)):
+        topic_model = topics(table, codebook, ws) if ws.config.topics.enabled else None
     with meter.stage("assign", records=len(coding.hits)):
         ledger = ledger_frame(store)
         machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
         assignments = stages.final_assignments(machine, ledger, deduped.groups)
-        prisma = stages.prisma_stage(identified, studies, assignments, coding.set_aside)
-    logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(studies), prisma["included"])
+        prisma = stages.prisma_stage(identified, table, assignments, coding.set_aside)
+    logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(table), prisma["included"])
 
     new_inputs = ingested.new_inputs
     run.inputs = [{"path": e.path, "sha256": e.sha256, "records": e.n_records} for e in new_inputs]
@@ -241,22 +251,22 @@ def _review_body(workspace: str) -> dict[str, Any]:
         "ingest": _file_counts(ingested, harvested),
         "clean": {"records_cleaned": ingested.records_new},
         "dedupe": deduped.counts,
-        "code": {"studies": len(studies), "assignments": len(assignments), "studies_coded": prisma["included"]},
+        "code": {"studies": len(table), "assignments": len(assignments), "studies_coded": prisma["included"]},
         "topics": _topic_counts(topic_model),
     }
     with meter.stage("commit", records=ingested.records_new):
         changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=ingested.records_new)
         run.counts["changes"] = changes["counts"]
         run.counts["code"]["rules_ran_on"] = coding.coded_now
-        store.commit_run(run, groups=deduped.groups, assignments=machine, coding_cache=coding.new_cache)
+        store.commit_run(run, groups=deduped.groups, assignments=machine)  # the coding cache is staged already
         # Caches after the commit: they describe committed data (each also checks itself when loaded).
-        stages.save_study_cache(studies, passed.signatures, study_cache)
+        table = StudyTable(stages.publish(table.path, study_cache), len(table))
         stages.publish(stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), dedupe_index)
 
-    with meter.stage("export", records=len(studies)):
+    with meter.stage("export", records=len(table)):
         agreement = stages.agreement_stage(ledger, machine)
         written = [stages.publish(records_csv, ws.outputs_dir / "records.csv")]
-        written += stages.export_stage(ws, studies, assignments, codebook, prisma, deduped.sheet, agreement)
+        written += stages.export_stage(ws, table, assignments, codebook, prisma, deduped.sheet, agreement)
         if topic_model is not None:
             written += stages.write_topics_stage(ws, topic_model)
         stages.write_changes_report(ws, changes)

@@ -28,6 +28,7 @@ from pipeline.ingest import detect_format, no_records_error, open_source, read_s
 from pipeline.io import atomic_write, write_csv, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
+from pipeline.study_table import StudyTable, study_slices
 from pipeline.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -378,15 +379,6 @@ def load_study_cache(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def save_study_cache(studies: pd.DataFrame, signatures: pd.Series, path: Path) -> None:
-    from pipeline.io import atomic_write
-
-    frame = studies.assign(signature=studies["study_id"].map(signatures))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
-        frame.to_parquet(handle, index=False)
-
-
 def reusable_studies(cache: pd.DataFrame | None, signatures: pd.Series) -> pd.DataFrame:
     """Cached study rows whose signature is unchanged (without the signature column)."""
     if cache is None or "signature" not in cache.columns or not len(signatures):
@@ -408,7 +400,9 @@ class CodingOutcome:
 def code_stage(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str] | None = None) -> CodingOutcome:
     """Code the studies; a study whose text and codebook are unchanged reuses its cached hits."""
     plan = plan_coding(studies, codebook, cached or {})
-    return finish_coding(studies, plan, code_batch(plan.todo, codebook))
+    tally = CodingTally()
+    new_cache = tally.add(plan, code_batch(plan.todo, codebook))
+    return tally.outcome(new_cache)
 
 
 CODING_COLUMNS = ("study_id", "title", "abstract", "flags")  # what the rules read of a study
@@ -416,17 +410,20 @@ CODING_COLUMNS = ("study_id", "title", "abstract", "flags")  # what the rules re
 
 @dataclass
 class CodingPlan:
-    """Which studies the rules must read (the others' hits come from the cache)."""
+    """Which studies of a batch the rules must read (the others' hits come from the cache)."""
 
+    studies: pd.DataFrame  # the batch (CODING_COLUMNS at least)
     keys: list[str]  # cache key per study, in the studies' order
     cached: dict[str, str]  # cache key -> hits JSON, for the keys found
     todo: pd.DataFrame  # the studies to code now
 
 
 def plan_coding(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]) -> CodingPlan:
+    """`cached` may hold more keys than the batch's: only the batch's are kept."""
     keys = coding_cache_keys(studies, codebook)
-    todo = studies[np.array([key not in cached for key in keys], dtype=bool)]  # a list would pick columns if empty
-    return CodingPlan(keys=keys, cached=cached, todo=todo)
+    found = {key: cached[key] for key in keys if key in cached}
+    todo = studies[np.array([key not in found for key in keys], dtype=bool)]  # a list would pick columns if empty
+    return CodingPlan(studies=studies, keys=keys, cached=found, todo=todo)
 
 
 def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
@@ -439,20 +436,40 @@ def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
         return code_studies(studies, codebook, id_column="study_id", engine=_engine_for(codebook))
 
 
-def finish_coding(studies: pd.DataFrame, plan: CodingPlan, fresh: pd.DataFrame) -> CodingOutcome:
-    """Put the fresh hits and the cached ones together; `fresh` holds the hits of `plan.todo`."""
-    from pipeline.rules import HIT_COLUMNS
+@dataclass
+class CodingTally:
+    """The code stage's results, gathered batch by batch (so a batch's texts can go as soon as it is coded): the
+    fresh hits, then the cached ones, in batch order; the studies set aside; the cache keys this run has added."""
 
-    new_cache = _cache_entries(plan, fresh)
-    reused = _cached_hits_frame(
-        [(plan.cached[key], study_id) for key, study_id in zip(plan.keys, studies["study_id"]) if key in plan.cached]
-    )
-    hits = pd.concat([fresh, reused], ignore_index=True) if len(reused) else fresh
-    set_aside = code_stage_reasons(studies)
-    n_reused = len(studies) - len(plan.todo)
-    log.info("code: rules ran on %d of %d studies (%d from cache); %d hits; set aside %s",
-             len(plan.todo), len(studies), n_reused, len(hits), set_aside or "none")
-    return CodingOutcome(hits=hits[HIT_COLUMNS], set_aside=set_aside, new_cache=new_cache, coded_now=len(plan.todo))
+    fresh: list[pd.DataFrame] = field(default_factory=list)
+    reused: list[pd.DataFrame] = field(default_factory=list)
+    set_aside: Counter[str] = field(default_factory=Counter)
+    studies: int = 0
+    coded_now: int = 0
+    added_keys: set[str] = field(default_factory=set)
+
+    def add(self, plan: CodingPlan, fresh: pd.DataFrame) -> dict[str, str]:
+        """Take one batch (`fresh`: the hits of `plan.todo`); returns its cache entries not added before."""
+        entries = {key: hits for key, hits in _cache_entries(plan, fresh).items() if key not in self.added_keys}
+        self.added_keys.update(entries)
+        self.fresh.append(fresh)
+        ids = plan.studies["study_id"]
+        self.reused.append(_cached_hits_frame([(plan.cached[k], i) for k, i in zip(plan.keys, ids) if k in plan.cached]))
+        self.set_aside.update(code_stage_reasons(plan.studies))
+        self.studies += len(plan.studies)
+        self.coded_now += len(plan.todo)
+        return entries
+
+    def outcome(self, new_cache: dict[str, str] | None = None) -> CodingOutcome:
+        """Every batch's hits as one frame (fresh first); `new_cache`: entries the caller still has to store."""
+        from pipeline.rules import HIT_COLUMNS
+
+        parts = [part for part in (*self.fresh, *self.reused) if len(part)]
+        hits = pd.concat(parts, ignore_index=True) if parts else _empty_hits()
+        set_aside = dict(sorted(self.set_aside.items()))
+        log.info("code: rules ran on %d of %d studies (%d from cache); %d hits; set aside %s",
+                 self.coded_now, self.studies, self.studies - self.coded_now, len(hits), set_aside or "none")
+        return CodingOutcome(hits=hits[HIT_COLUMNS], set_aside=set_aside, new_cache=new_cache or {}, coded_now=self.coded_now)
 
 
 def coding_cache_keys(studies: pd.DataFrame, codebook: Codebook) -> list[str]:
@@ -524,9 +541,12 @@ def _prisma_reason(reason: str) -> str:
     return "no abstract" if reason == "empty abstract" else "not in English"
 
 
+PRISMA_STUDY_COLUMNS = ["study_id", "records"]  # what the PRISMA counts read of the studies
+
+
 def prisma_stage(
     records: list[Record] | pd.DataFrame | dict[str, int],
-    studies: pd.DataFrame,
+    studies: StudyTable | pd.DataFrame,
     assignments: pd.DataFrame,
     set_aside: dict[str, int],
 ) -> dict[str, Any]:
@@ -534,6 +554,8 @@ def prisma_stage(
     from pipeline.export import prisma_counts
 
     by_source = records if isinstance(records, dict) else identified_by_source(records)
+    if isinstance(studies, StudyTable):
+        studies = studies.read(PRISMA_STUDY_COLUMNS)
     return prisma_counts(studies, assignments, identified_by_source=by_source, removed_before_screening=set_aside)
 
 
@@ -567,7 +589,7 @@ def publish(pending: Path, target: Path) -> Path:
 
 def export_stage(
     workspace: Workspace,
-    studies: pd.DataFrame,
+    studies: StudyTable | pd.DataFrame,
     assignments: pd.DataFrame,
     codebook: Codebook,
     prisma: dict[str, Any],
@@ -576,9 +598,12 @@ def export_stage(
 ) -> list[Path]:
     """The evidence matrix (CSV, XLSX, HTML), the PRISMA flow and the duplicates sheet, into outputs/."""
     from pipeline.export import write_exports
-    from pipeline.synth import build_matrix
+    from pipeline.synth import STUDY_COLUMNS, build_matrix
 
+    if isinstance(studies, StudyTable):
+        studies = studies.read(STUDY_COLUMNS)  # the matrix's columns only (not the flags, record ids, sources)
     matrix = build_matrix(assignments, studies, codebook)
+    del studies  # the matrix keeps what it shows
     written = write_exports(
         matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"), agreement=agreement
     )
@@ -731,7 +756,7 @@ TOPIC_STATE_DIR = "topics"  # under corpus/cache: the fitted model and every stu
 TOPIC_FRAME_ROWS = 20_000  # studies handed to the topic model at a time
 
 
-def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace, *, progress: Any = None) -> Any:
+def topics_stage(studies: StudyTable | pd.DataFrame, codebook: Codebook, workspace: Workspace, *, progress: Any = None) -> Any:
     """Topic models over the studies that have an abstract; their mapped codes become suggestions (method 'topic').
 
     The model is fitted on at most `topics.max_fit_studies` studies and the rest are placed in batches; the model
@@ -743,14 +768,12 @@ def topics_stage(studies: pd.DataFrame, codebook: Codebook, workspace: Workspace
     from pipeline.topics import TopicSettings, model_topics
 
     settings = workspace.config.topics
-    texts = zip(studies["abstract"], studies["flags"], strict=True)
-    usable = np.array([not skip_reason(str(a or ""), f) for a, f in texts], dtype=bool)
 
     def batches() -> Iterable[pd.DataFrame]:
-        # slices, not one copy of every text: each pass of the topic model reads TOPIC_FRAME_ROWS studies at a time
-        for start in range(0, len(studies), TOPIC_FRAME_ROWS):
-            part = studies.iloc[start : start + TOPIC_FRAME_ROWS][usable[start : start + TOPIC_FRAME_ROWS]]
-            yield part.rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
+        # TOPIC_FRAME_ROWS studies at a time, read anew for each pass of the topic model: never every text at once
+        for part in study_slices(studies, ["study_id", "title", "abstract", "flags"], TOPIC_FRAME_ROWS):
+            usable = np.array([not skip_reason(str(a or ""), f) for a, f in zip(part["abstract"], part["flags"])], dtype=bool)
+            yield part[usable].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
 
     result = model_topics(
         batches,

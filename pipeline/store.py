@@ -409,17 +409,27 @@ class Store:
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
 
     def cached_hits(self, keys: set[str]) -> dict[str, str]:
-        """Cached rule hits (JSON) for the given cache keys that the store has."""
+        """Cached rule hits (JSON) for the given cache keys that committed runs stored (a running run's staged
+        entries are left out, so what a run reuses never depends on how far its own batches have got)."""
         found: dict[str, str] = {}
         ordered = sorted(keys)
         with self.engine.connect() as conn:
             for start in range(0, len(ordered), 500):
                 chunk = ordered[start : start + 500]
                 query = sa.select(coding_cache_table.c.cache_key, coding_cache_table.c.hits).where(
-                    coding_cache_table.c.cache_key.in_(chunk)
+                    coding_cache_table.c.cache_key.in_(chunk), _visible(coding_cache_table, None)
                 )
                 found.update({key: hits for key, hits in conn.execute(query)})
         return found
+
+    def stage_coding_cache(self, run_id: str, entries: Mapping[str, str]) -> int:
+        """Write one batch of a running run's new coding-cache entries (cache key -> hits JSON) in one transaction;
+        they count as cached once the run commits. Keys must be new to the store and to the run."""
+        rows = [{"cache_key": key, "hits": hits, "run_id": run_id} for key, hits in sorted(entries.items())]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(coding_cache_table.insert(), rows)
+        return len(rows)
 
     # --- truncated-prefix candidates (see pipeline.batches.flag_truncated_prefixes_in_store) ------
     def iter_staged_prefix_heads(self, run_id: str, chunk_size: int = _CHUNK) -> Iterator[list[str]]:
@@ -534,7 +544,7 @@ class Store:
         with self.engine.begin() as conn:
             dead = sorted(row[0] for row in conn.execute(sa.select(runs_table.c.run_id).where(runs_table.c.status == RUNNING)))
             if dead:
-                for table in (records_table, inputs_table, record_updates_table, runs_table):
+                for table in (records_table, inputs_table, record_updates_table, coding_cache_table, runs_table):
                     conn.execute(table.delete().where(table.c.run_id.in_(dead)))
         if dead:
             log.info("discarded the staged rows of %d run(s) that never committed: %s", len(dead), ", ".join(dead))

@@ -1,6 +1,7 @@
 """The flow's memory-bounding mechanisms give the results of the plain in-process path: the corpus pass run in a
 child process (pipeline/subprocess_stage.py, stages.corpus_pass), the per-batch reads of study records from the
-store (store.record_projection_of, stages.study_records) and the assembly of study batches (stages.studies_in_order).
+store (store.record_projection_of, stages.study_records), the assembly of study batches (stages.studies_in_order),
+the studies kept on disk (pipeline/study_table.py) and rule coding batch by batch with its cache entries staged.
 On real records: the bundled seeds (seed 001 repeats itself, truncated) and three small real exports."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from pipeline import stages
 from pipeline.batches import clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
@@ -18,7 +20,8 @@ from pipeline.codebook import Codebook, load_codebook
 from pipeline.dedupe import DedupeIndex
 from pipeline.errors import ReviewError
 from pipeline.runner import group_batches
-from pipeline.store import Store, open_store
+from pipeline.store import Store, coding_cache_table, open_store
+from pipeline.study_table import StudyTable, study_slices
 from pipeline.subprocess_stage import release_memory, run_in_child
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,6 +144,78 @@ def test_record_projection_of_reads_just_those_records_in_store_order(staged: tu
     assert store.record_projection_of(wanted, columns).empty  # the running run's records are invisible without its id
     with pytest.raises(ValueError, match="unknown projection column"):
         store.record_projection_of(wanted, ["record_id", "nonsense"])
+
+
+def _whole_studies(url: str, run_id: str, codebook: Codebook) -> tuple[pd.DataFrame, pd.Series]:
+    store = open_store(url)
+    corpus = stages.corpus_frame(store, run_id)
+    groups = stages.dedupe_stage(corpus, None).groups
+    return stages.studies_stage(corpus, groups, codebook), stages.study_signatures(corpus, groups, codebook)
+
+
+def test_study_table_gives_back_the_studies_whole_by_column_and_in_slices(
+    staged: tuple[str, str], codebook: Codebook, tmp_path: Path
+) -> None:
+    whole, signatures = _whole_studies(*staged, codebook)
+    table = StudyTable.write(whole, tmp_path / "pending" / stages.STUDY_CACHE_NAME, signatures)
+
+    assert len(table) == len(whole) > 20 and table.columns == list(whole.columns)
+    pd.testing.assert_frame_equal(table.read(), whole)
+    pd.testing.assert_frame_equal(table.read(["study_id", "records"]), whole[["study_id", "records"]])
+    columns = list(stages.CODING_COLUMNS)
+    from_table, from_frame = list(study_slices(table, columns, 7)), list(study_slices(whole, columns, 7))
+    assert [len(part) for part in from_table] == [len(part) for part in from_frame]
+    for part, expected in zip(from_table, from_frame, strict=True):
+        pd.testing.assert_frame_equal(part, expected)  # same rows, same index: slices line up with whole reads
+    # the file is the next run's studies cache: every study is reusable while its signature holds
+    pd.testing.assert_frame_equal(stages.reusable_studies(stages.load_study_cache(table.path), signatures), whole)
+    changed = signatures.copy()
+    changed.iloc[0] = "another signature"
+    assert len(stages.reusable_studies(stages.load_study_cache(table.path), changed)) == len(whole) - 1
+
+
+def test_coding_batch_by_batch_with_a_staged_cache_equals_coding_at_once(
+    staged: tuple[str, str], codebook: Codebook, tmp_path: Path
+) -> None:
+    whole, _ = _whole_studies(*staged, codebook)
+    whole.loc[whole.index[::11], "abstract"] = ""  # studies the coder sets aside, in several batches
+    at_once = stages.code_stage(whole, codebook)
+    assert len(at_once.hits) > 10 and at_once.set_aside["no abstract"] >= 4
+    table = StudyTable.write(whole, tmp_path / stages.STUDY_CACHE_NAME)
+    store = open_store(f"sqlite:///{tmp_path / 'cache.db'}")
+
+    def code_in_batches(run_id: str) -> stages.CodingOutcome:
+        tally = stages.CodingTally()
+        for part in table.slices(stages.CODING_COLUMNS, 9):
+            plan = stages.plan_coding(part, codebook, store.cached_hits(set(stages.coding_cache_keys(part, codebook))))
+            store.stage_coding_cache(run_id, tally.add(plan, stages.code_batch(plan.todo, codebook)))
+        return tally.outcome()
+
+    first = stages.start_run()
+    store.begin_run(first)
+    batched = code_in_batches(first.run_id)
+    pd.testing.assert_frame_equal(batched.hits, at_once.hits)
+    assert batched.set_aside == at_once.set_aside and batched.coded_now == len(whole)
+    keys = set(at_once.new_cache)
+    assert store.cached_hits(keys) == {}  # staged entries count only once their run commits
+    store.commit_run(first)
+    assert store.cached_hits(keys) == at_once.new_cache
+
+    second = stages.start_run()
+    store.begin_run(second)
+    again = code_in_batches(second.run_id)
+    assert again.coded_now == 0 and again.set_aside == at_once.set_aside
+    order = ["id", "code", "start", "end"]
+    pd.testing.assert_frame_equal(
+        again.hits.sort_values(order, ignore_index=True), at_once.hits.sort_values(order, ignore_index=True)
+    )
+
+    # a run that never commits leaves no cache entry behind once the next run begins
+    store.stage_coding_cache(second.run_id, {"f" * 64: "[]"})
+    store.begin_run(stages.start_run())
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(coding_cache_table.c.cache_key).where(coding_cache_table.c.cache_key == "f" * 64)).all() == []
+    assert store.cached_hits(keys) == at_once.new_cache
 
 
 def _index_state(path: Path) -> tuple[object, ...]:

@@ -1,0 +1,71 @@
+"""The run's studies on disk: one Parquet file in study_id order, read a few columns or a slice of rows at a time.
+
+A million records make ~700,000 studies, ~2.5 GB as a frame. The flow writes them once, right after they are
+built, and every later stage reads only what it needs: coding the title, abstract and flags in batches, the
+topic model its texts in passes, PRISMA the ids and record counts, the export the study columns. The file is the
+next run's studies cache (stages.load_study_cache): it waits under corpus/cache/pending and is published after
+the store commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.io import atomic_write
+
+ROW_GROUP_ROWS = 20_000  # rows per Parquet row group: what one read of a slice decodes at least
+
+
+@dataclass(frozen=True)
+class StudyTable:
+    """A studies file (study_id order) and its row count; picklable, so a child process or worker can read it."""
+
+    path: Path
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @classmethod
+    def write(cls, studies: pd.DataFrame, path: Path, signatures: pd.Series | None = None) -> StudyTable:
+        """Write `studies` atomically (with each study's signature, when given: the cache checks it)."""
+        frame = studies if signatures is None else studies.assign(signature=studies["study_id"].map(signatures))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as handle:
+            frame.to_parquet(handle, index=False, row_group_size=ROW_GROUP_ROWS)
+        return cls(path, len(studies))
+
+    @property
+    def columns(self) -> list[str]:
+        return [name for name in pq.read_schema(self.path).names if name != "signature"]
+
+    def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Whole columns (every study's), in study_id order."""
+        return pd.read_parquet(self.path, columns=list(columns or self.columns))
+
+    def slices(self, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+        """Consecutive slices of `rows` studies (the last may be shorter), each indexed from its first row's
+        position, so the slices of a pass line up with a whole-column read."""
+        handle = pq.ParquetFile(self.path)
+        schema = handle.schema_arrow
+        start = 0
+        for batch in handle.iter_batches(batch_size=rows, columns=list(columns)):
+            frame = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata).to_pandas()
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            start += len(frame)
+            yield frame
+
+
+def study_slices(studies: StudyTable | pd.DataFrame, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+    """Consecutive slices of `rows` studies, `columns` only, from a study table or from a frame (slices, not copies)."""
+    if isinstance(studies, StudyTable):
+        yield from studies.slices(columns, rows)
+        return
+    for start in range(0, len(studies), rows):
+        yield studies.iloc[start : start + rows][list(columns)]
