@@ -4,7 +4,8 @@ studies, and with --through, coding, topics and assign+export too.
     python benchmarks/stage_memory.py WORKSPACE [--run-id RUN_ID] [--through studies|code|topics|export]
 
 WORKSPACE is a `review run` workspace whose store already holds the ingested and cleaned records, committed or
-staged by a run that stopped after ingest (the run id defaults to the store's only unfinished run, if any).
+staged by a run that stopped after ingest (the run id defaults to the store's only unfinished run; without one, a
+run is begun for the measurement, and it reads the committed records).
 The script makes the calls flows/review.py makes from dedupe through studies, inside a Prefect flow on the
 default runner (so Prefect's temporary server is part of the tree, as in `review run`), and prints each step's
 seconds, the tree's peak RSS (this process, the Prefect server and any child, sampled every 50 ms) and the
@@ -55,21 +56,23 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
     from pipeline.codebook import load_codebook
     from pipeline.metrics import MB, StageMeter, tree_rss_bytes
     from pipeline.store import open_store
+    from pipeline.study_table import StudyTable
     from pipeline.subprocess_stage import release_memory, run_in_child
     from pipeline.workspace import load_workspace
 
     ws = load_workspace(workspace)
     codebook = load_codebook(ws.codebook_path)
     store = open_store(ws.store_url)
-    run_id = run_id or _unfinished_run(store)
+    run_id = run_id or _unfinished_run(store) or _begin_run(store)
     meter = StageMeter()
     cache = ws.corpus_dir / "cache"
     in_flight = flow_module.IN_FLIGHT_PER_WORKER * ws.config.runner.workers
     print(f"run {run_id}: tree RSS at the start {tree_rss_bytes() / MB:,.0f} MB", flush=True)
+    sheet_csv = stages.pending_path(ws, "duplicates_sheet.csv")
     with meter.stage("dedupe+records.csv"):
         passed = run_in_child(
             stages.corpus_pass, ws.store_url, run_id, codebook, cache / stages.DEDUPE_INDEX_NAME,
-            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), stages.pending_path(ws, "records.csv"),
+            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), stages.pending_path(ws, "records.csv"), sheet_csv,
         )
         previous = stages.previous_state(store)
     _report(meter, tree_rss_bytes() / MB)
@@ -78,20 +81,23 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
             store, run_id, passed.dedupe.groups, passed.signatures, codebook, ws.config.batch_size,
             cache / stages.STUDY_CACHE_NAME, in_flight,
         )
+        table = StudyTable.write(studies, stages.pending_path(ws, stages.STUDY_CACHE_NAME), passed.signatures)
+        digest = _digest(studies)
+        del studies
         release_memory()
     _report(meter, tree_rss_bytes() / MB)
     print(f"counts {passed.dedupe.counts}; previous groups {len(previous.groups)}", flush=True)
-    print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_digest(passed.dedupe.sheet)}, "
-          f"studies {_digest(studies)}, signatures {_digest(passed.signatures.reset_index())}, "
+    print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_file_digest(sheet_csv)}, "
+          f"studies {digest}, signatures {_digest(passed.signatures.reset_index())}, "
           f"identified {_digest(sorted(passed.identified.items()))}", flush=True)
-    records_csv = stages.pending_path(ws, "records.csv")
-    print(f"records.csv sha256 {hashlib.sha256(records_csv.read_bytes()).hexdigest()}", flush=True)
+    print(f"records.csv sha256 {_file_digest(stages.pending_path(ws, 'records.csv'))}", flush=True)
     if THROUGH.index(through) >= THROUGH.index("code"):
-        _later_stages(ws, store, codebook, passed, studies, meter, in_flight, through)
+        _later_stages(ws, store, codebook, passed, table, sheet_csv, run_id, meter, in_flight, through)
 
 
 def _later_stages(
-    ws: Any, store: Any, codebook: Any, passed: Any, studies: Any, meter: Any, in_flight: int, through: str
+    ws: Any, store: Any, codebook: Any, passed: Any, table: Any, sheet_csv: Path, run_id: str | None,
+    meter: Any, in_flight: int, through: str,
 ) -> None:
     """Coding, then topics, then assign and the exports, as flows/review.py runs them (without the commit)."""
     from flows import review as flow_module
@@ -100,13 +106,19 @@ def _later_stages(
     from pipeline.ledger import ledger_frame
     from pipeline.metrics import MB, tree_rss_bytes
 
+    import sqlalchemy as sa
+
+    from pipeline.store import coding_cache_table
+
+    with store.engine.begin() as conn:  # entries an earlier measurement staged for this run (never committed)
+        conn.execute(coding_cache_table.delete().where(coding_cache_table.c.run_id == run_id))
     with meter.stage("code"):
-        coding = flow_module.code(studies, codebook, store, ws.config.batch_size, in_flight)
+        coding = flow_module.code(table, codebook, store, run_id, ws.config.batch_size, in_flight)
     _report(meter, tree_rss_bytes() / MB)
     if through == "code":
         return
     with meter.stage("topics"):
-        topic_model = flow_module.topics(studies, codebook, ws) if ws.config.topics.enabled else None
+        topic_model = flow_module.topics(table, codebook, ws) if ws.config.topics.enabled else None
     _report(meter, tree_rss_bytes() / MB)
     if through == "topics":
         return
@@ -114,9 +126,9 @@ def _later_stages(
         ledger = ledger_frame(store)
         machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
         assignments = stages.final_assignments(machine, ledger, passed.dedupe.groups)
-        prisma = stages.prisma_stage(passed.identified, studies, assignments, coding.set_aside)
+        prisma = stages.prisma_stage(passed.identified, table, assignments, coding.set_aside)
         agreement = stages.agreement_stage(ledger, machine)
-        stages.export_stage(ws, studies, assignments, codebook, prisma, passed.dedupe.sheet, agreement)
+        stages.export_stage(ws, table, assignments, codebook, prisma, sheet_csv, agreement)
         if topic_model is not None:
             stages.write_topics_stage(ws, topic_model)
     _report(meter, tree_rss_bytes() / MB)
@@ -126,6 +138,16 @@ def _report(meter: Any, rss_after_mb: float) -> None:
     row = meter.table()[-1]
     print(f"{row['stage']}: {row['seconds']:.1f} s, CPU {row['cpu_seconds']:.1f} s, "
           f"tree peak {row['peak_rss_mb']:,.0f} MB, tree RSS after {rss_after_mb:,.0f} MB", flush=True)
+
+
+def _begin_run(store: Any) -> str:
+    """A run to stage this measurement's coding-cache entries under, when every run of the store has committed
+    (it reads the committed records; it is discarded when the next run begins)."""
+    from pipeline import stages
+
+    run = stages.start_run()
+    store.begin_run(run)
+    return run.run_id
 
 
 def _unfinished_run(store: Any) -> str | None:
@@ -139,6 +161,10 @@ def _unfinished_run(store: Any) -> str | None:
     if len(running) > 1:
         raise SystemExit(f"the store has {len(running)} unfinished runs ({', '.join(running)}): pick one with --run-id")
     return running[0] if running else None
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _digest(value: Any) -> str:

@@ -212,10 +212,10 @@ def _review_body(workspace: str) -> dict[str, Any]:
         # In a child process that reads the corpus from the store itself: dedupe's peak and the corpus frame
         # (a million records: ~2 GB and ~1 GB) are given back to the OS when it exits. It also writes records.csv
         # (published after the commit) and the study signatures, the corpus frame's other uses.
-        records_csv = stages.pending_path(ws, "records.csv")
+        records_csv, sheet_csv = stages.pending_path(ws, "records.csv"), stages.pending_path(ws, "duplicates_sheet.csv")
         passed = run_in_child(
             stages.corpus_pass, ws.store_url, run.run_id, codebook, dedupe_index,
-            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), records_csv,
+            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), records_csv, sheet_csv,
         )
         deduped, identified = passed.dedupe, passed.identified
         release_memory()  # the buffers the result came back in
@@ -266,7 +266,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
     with meter.stage("export", records=len(table)):
         agreement = stages.agreement_stage(ledger, machine)
         written = [stages.publish(records_csv, ws.outputs_dir / "records.csv")]
-        written += stages.export_stage(ws, table, assignments, codebook, prisma, deduped.sheet, agreement)
+        written += stages.export_stage(ws, table, assignments, codebook, prisma, sheet_csv, agreement)
         if topic_model is not None:
             written += stages.write_topics_stage(ws, topic_model)
         stages.write_changes_report(ws, changes)

@@ -245,21 +245,28 @@ def _existing_corpus(frame: pd.DataFrame, previous_groups: pd.DataFrame | None) 
 
 @dataclass
 class CorpusPass:
-    """What the corpus-wide pass leaves the rest of the run: no record text (records.csv is written)."""
+    """What the corpus-wide pass leaves the rest of the run: no record text (records.csv and the sheet are written)."""
 
-    dedupe: DedupeOutcome  # its `records` is an empty frame
+    dedupe: DedupeOutcome  # its `records` and `sheet` are empty frames
     identified: dict[str, int]  # identified_by_source of the corpus
     signatures: pd.Series  # study_signatures of the groups
 
 
 def corpus_pass(
-    store_url: str, run_id: str | None, codebook: Codebook, index_path: Path, pending_index: Path, records_csv: Path
+    store_url: str,
+    run_id: str | None,
+    codebook: Codebook,
+    index_path: Path,
+    pending_index: Path,
+    records_csv: Path,
+    sheet_csv: Path,
 ) -> CorpusPass:
     """Everything that needs the whole corpus frame, read from the store here: dedupe (incremental with the
-    index at `index_path`, saved updated to `pending_index`), records.csv and the study signatures.
+    index at `index_path`, saved updated to `pending_index`), records.csv, the duplicates sheet (written to
+    `sheet_csv`) and the study signatures.
 
     Meant to run in a child process (pipeline.subprocess_stage.run_in_child): the frame and dedupe's peak go
-    when it exits, and only the groups, the sheet and counts come back.
+    when it exits, and only the groups and counts come back.
     """
     from pipeline.dedupe.features import ABSTRACT_KEY
     from pipeline.store import groups_table, open_store
@@ -281,6 +288,8 @@ def corpus_pass(
         deduped = dedupe_stage(frame, store.dedupe_decisions(), previous_groups=previous, index=index)
         signatures = study_signatures(frame, deduped.groups, codebook)
         deduped.records = frame = empty_like(frame)  # before the index is pickled: its peak is the pass's last
+        write_csv(deduped.sheet, sheet_csv)
+        deduped.sheet = empty_like(deduped.sheet)
         del previous
         index.save(pending_index)
     finally:
@@ -593,10 +602,11 @@ def export_stage(
     assignments: pd.DataFrame,
     codebook: Codebook,
     prisma: dict[str, Any],
-    duplicates_sheet: pd.DataFrame,
+    duplicates_sheet: pd.DataFrame | Path,
     agreement: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
-    """The evidence matrix (CSV, XLSX, HTML), the PRISMA flow and the duplicates sheet, into outputs/."""
+    """The evidence matrix (CSV, XLSX, HTML), the PRISMA flow and the duplicates sheet (a frame, or the pending
+    file corpus_pass wrote), into outputs/."""
     from pipeline.export import write_exports
     from pipeline.synth import STUDY_COLUMNS, build_matrix
 
@@ -608,7 +618,10 @@ def export_stage(
         matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"), agreement=agreement
     )
     sheet_path = workspace.outputs_dir / "duplicates_sheet.csv"
-    write_csv(duplicates_sheet, sheet_path)
+    if isinstance(duplicates_sheet, Path):
+        publish(duplicates_sheet, sheet_path)
+    else:
+        write_csv(duplicates_sheet, sheet_path)
     return [*written, sheet_path]
 
 
