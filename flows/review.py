@@ -230,7 +230,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
         # On disk from here on (the next run's studies cache, published after the commit): each later stage reads
         # the columns it needs, so the flow does not hold every study's text (~2.5 GB at a million records).
         table = StudyTable.write(studies, stages.pending_path(ws, stages.STUDY_CACHE_NAME), passed.signatures)
-        del studies
+        del studies, passed  # the signatures are in the table now
         release_memory()
     with meter.stage("code", records=len(table)):
         coding = code(table, codebook, store, run.run_id, ws.config.batch_size, in_flight)
@@ -239,6 +239,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
     with meter.stage("assign", records=len(coding.hits)):
         ledger = ledger_frame(store)
         machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
+        coding.hits = stages.empty_like(coding.hits)  # every hit lives on in `machine`
         assignments = stages.final_assignments(machine, ledger, deduped.groups)
         prisma = stages.prisma_stage(identified, table, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(table), prisma["included"])
