@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,12 +56,23 @@ CSV_CHUNK_ROWS = 50_000  # rows neutralised and written at a time: a million-row
 
 def write_csv(frame: pd.DataFrame, path: str | Path, *, excel: bool = True) -> None:
     """Atomic, deterministic CSV; UTF-8 with BOM so Excel opens it right; formulas neutralised."""
+    write_csv_parts([frame], path, excel=excel)
+
+
+def write_csv_parts(parts: Iterable[pd.DataFrame], path: str | Path, *, excel: bool = True) -> int:
+    """write_csv of the parts put one after another (same columns), holding one part at a time: a table made in
+    pieces is written without being put together. The header is the first part's. Returns the rows written."""
+    rows, header = 0, True
     with atomic_write(path, encoding="utf-8-sig" if excel else "utf-8") as handle:
-        for start in range(0, max(len(frame), 1), CSV_CHUNK_ROWS):
-            chunk = frame.iloc[start : start + CSV_CHUNK_ROWS]
-            safe = neutralise_frame(chunk) if excel else chunk
-            # CRLF (RFC 4180, what Excel writes) also makes the csv module quote a cell holding a lone CR.
-            safe.to_csv(handle, index=False, header=start == 0, lineterminator="\r\n")
+        for part in parts:
+            for start in range(0, max(len(part), int(header)), CSV_CHUNK_ROWS):
+                chunk = part.iloc[start : start + CSV_CHUNK_ROWS]
+                safe = neutralise_frame(chunk) if excel else chunk
+                # CRLF (RFC 4180, what Excel writes) also makes the csv module quote a cell holding a lone CR.
+                safe.to_csv(handle, index=False, header=header, lineterminator="\r\n")
+                header = False
+            rows += len(part)
+    return rows
 
 
 def write_json(data: Any, path: str | Path) -> None:

@@ -25,7 +25,7 @@ from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.errors import ReviewError
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
-from pipeline.io import atomic_write, write_csv, write_json
+from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
 from pipeline.study_table import StudyTable, study_slices
@@ -214,19 +214,37 @@ def dedupe_stage(
     Incremental when `previous_groups` (the store's dedup groups from the last run) and `index` (a
     DedupeIndex, updated in place) are given: only records new since then are compared, against the corpus.
     """
-    from pipeline.dedupe import deduplicate, duplicates_sheet
-
     frame = records if isinstance(records, pd.DataFrame) else records_to_frame(sorted_records(records))
+    return dedupe_outcome(dedupe_groups(frame, decisions, previous_groups=previous_groups, index=index), frame)
+
+
+def dedupe_groups(
+    frame: pd.DataFrame, decisions: pd.DataFrame | None, *, previous_groups: pd.DataFrame | None = None, index: Any = None
+) -> pd.DataFrame:
+    """dedupe_stage's groups (its pairs in `attrs`, for dedupe_outcome); the index is done with once this returns."""
+    from pipeline.dedupe import deduplicate
+
     decided = decisions if decisions is not None and len(decisions) else None
     existing = _existing_corpus(frame, previous_groups)
     if existing is None:
-        groups = deduplicate(frame, decisions=decided, index=index)
+        return deduplicate(frame, decisions=decided, index=index)
+    new = frame[~frame["record_id"].isin(set(existing["record_id"]))]
+    if index is not None:  # in the index's order the saved keys are used as they are, not rebuilt
+        existing = index.arrange(existing)
+    return deduplicate(new, decisions=decided, existing=existing, index=index)
+
+
+def dedupe_outcome(groups: pd.DataFrame, frame: pd.DataFrame, *, sheet_path: Path | None = None) -> DedupeOutcome:
+    """The duplicates sheet and counts of dedupe_groups' result for the corpus frame `frame`. With `sheet_path`,
+    the sheet is written there a chunk at a time (a million records: ~0.8 GB never held) and the outcome's
+    sheet is an empty frame."""
+    from pipeline.dedupe import SHEET_COLUMNS, duplicates_sheet, iter_duplicates_sheet
+
+    if sheet_path is None:
+        sheet = duplicates_sheet(groups, frame)
     else:
-        new = frame[~frame["record_id"].isin(set(existing["record_id"]))]
-        if index is not None:  # in the index's order the saved keys are used as they are, not rebuilt
-            existing = index.arrange(existing)
-        groups = deduplicate(new, decisions=decided, existing=existing, index=index)
-    sheet = duplicates_sheet(groups, frame)
+        write_csv_parts(iter_duplicates_sheet(groups, frame), sheet_path)
+        sheet = pd.DataFrame(columns=SHEET_COLUMNS)
     groups.attrs.clear()  # the pairs are in the sheet now; pandas would copy them along with every derived frame
     n_groups = int(groups["duplicate_group"].nunique()) if len(groups) else 0
     counts = {"records": len(frame), "studies": n_groups, "duplicates_removed": len(frame) - n_groups}
@@ -285,12 +303,13 @@ def corpus_pass(
         frame[ABSTRACT_KEY] = _abstract_keys_from_store(store, run_id, frame["record_id"])
         index = load_dedupe_index(index_path)
         previous = store.table_frame(groups_table)
-        deduped = dedupe_stage(frame, store.dedupe_decisions(), previous_groups=previous, index=index)
+        groups = dedupe_groups(frame, store.dedupe_decisions(), previous_groups=previous, index=index)
+        del previous
+        deduped = dedupe_outcome(groups, frame, sheet_path=sheet_csv)
+        del groups
         signatures = study_signatures(frame, deduped.groups, codebook)
         deduped.records = frame = empty_like(frame)  # before the index is pickled: its peak is the pass's last
-        write_csv(deduped.sheet, sheet_csv)
-        deduped.sheet = empty_like(deduped.sheet)
-        del previous
+        release_memory()
         index.save(pending_index)
     finally:
         store.engine.dispose()

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from pipeline import stages
 from pipeline.batches import clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
 from pipeline.codebook import Codebook, load_codebook
-from pipeline.dedupe import DedupeIndex
+from pipeline.dedupe import DedupeIndex, deduplicate, duplicates_sheet, iter_duplicates_sheet
 from pipeline.errors import ReviewError
-from pipeline.io import write_csv
+from pipeline.io import write_csv, write_csv_parts
 from pipeline.runner import group_batches
 from pipeline.store import Store, coding_cache_table, open_store
 from pipeline.study_table import StudyTable, study_slices
@@ -220,6 +220,20 @@ def test_coding_batch_by_batch_with_a_staged_cache_equals_coding_at_once(
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(coding_cache_table.c.cache_key).where(coding_cache_table.c.cache_key == "f" * 64)).all() == []
     assert store.cached_hits(keys) == at_once.new_cache
+
+
+def test_duplicates_sheet_made_and_written_in_parts_is_the_whole_sheet(staged: tuple[str, str], tmp_path: Path) -> None:
+    corpus = stages.corpus_frame(open_store(staged[0]), staged[1])
+    for frame in (corpus, corpus.drop(columns="id").assign(record_id=corpus["record_id"].where(corpus.index % 4 > 0, ""))):
+        result = deduplicate(frame)
+        whole = duplicates_sheet(result, frame)
+        parts = list(iter_duplicates_sheet(result, frame, chunk_pairs=3))
+        assert len(whole) > 6 and len(parts) == -(-len(whole) // 3)
+        assert (whole["status"] == "merged").any() and (whole["id_a"] != "").all()
+        pd.testing.assert_frame_equal(pd.concat(parts), whole)  # each part indexed from its first row's position
+        write_csv(whole, tmp_path / "whole.csv")
+        assert write_csv_parts(iter(parts), tmp_path / "parts.csv") == len(whole)
+        assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
 
 
 def _index_state(path: Path) -> tuple[object, ...]:

@@ -7,6 +7,8 @@ DedupeIndex
     (DedupeIndex.load(path) / index.save(path)), so that a run on new records compares only pairs touching them
 duplicates_sheet(result, records) -> DataFrame
     every merge and every 'maybe' pair side by side, with an empty `decision` column
+iter_duplicates_sheet(result, records) -> Iterator[DataFrame]
+    the same sheet in consecutive parts (SHEET_COLUMNS), to write a large one without holding it whole
 candidate_pairs_report(records, *, decisions=None, existing=None) -> DataFrame
     the same sheet straight from records
 read_dedupe_decisions(path) -> DataFrame
@@ -20,15 +22,24 @@ prisma_counts(result, records) -> dict
 from pipeline.dedupe.decisions import read_dedupe_decisions
 from pipeline.dedupe.engine import PAIRS_ATTR, RESULT_COLUMNS, deduplicate
 from pipeline.dedupe.index import DedupeIndex
-from pipeline.dedupe.report import candidate_pairs_report, duplicates_sheet, merge_group_fields, prisma_counts
+from pipeline.dedupe.report import (
+    SHEET_COLUMNS,
+    candidate_pairs_report,
+    duplicates_sheet,
+    iter_duplicates_sheet,
+    merge_group_fields,
+    prisma_counts,
+)
 
 __all__ = [
     "DedupeIndex",
     "PAIRS_ATTR",
     "RESULT_COLUMNS",
+    "SHEET_COLUMNS",
     "candidate_pairs_report",
     "deduplicate",
     "duplicates_sheet",
+    "iter_duplicates_sheet",
     "merge_group_fields",
     "prisma_counts",
     "read_dedupe_decisions",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.dedupe.engine import PAIRS_ATTR, deduplicate, prepare_records
@@ -24,34 +26,48 @@ SHEET_COLUMNS = [
 _MERGE_SKIP = {"record_id", "id", "position", "source_file", "source_format", "duplicate_group", "keep", "match_reason"}
 
 
+SHEET_CHUNK_PAIRS = 50_000  # pairs put side by side at a time by iter_duplicates_sheet
+
+
 def duplicates_sheet(result: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Every merge (each member beside its group's canonical record) and every uncertain pair, side by side.
 
     `result` is what `deduplicate` returned for `records` (its pairs travel in `result.attrs`).
     A reviewer writes 'same' or 'different' in `decision`; `read_dedupe_decisions` reads the sheet back.
     """
+    parts = list(iter_duplicates_sheet(result, records))
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def iter_duplicates_sheet(
+    result: pd.DataFrame, records: pd.DataFrame, chunk_pairs: int = SHEET_CHUNK_PAIRS
+) -> Iterator[pd.DataFrame]:
+    """duplicates_sheet in consecutive parts of at most `chunk_pairs` rows (at least one part), so the sheet of a
+    million records (~600,000 pairs, ~0.8 GB as a frame) can be written without ever being held whole."""
     pairs = result.attrs.get(PAIRS_ATTR)
     if pairs is None:
         raise ReviewError(
             "This dedupe result carries no pairs (it was copied or reloaded); "
             "run deduplicate again, or use candidate_pairs_report."
         )
-    sheet = _side_by_side(pairs, records, result) if len(pairs) else pd.DataFrame([], columns=SHEET_COLUMNS)
-    order = {"merged": 0, "maybe": 1}
-    sheet["_order"] = sheet["status"].map(order).fillna(2)
-    return (
-        sheet.sort_values(["_order", "score"], ascending=[True, False], kind="stable")
-        .drop(columns="_order")
-        .reset_index(drop=True)
-    )
+    if not len(pairs):
+        yield pd.DataFrame([], columns=SHEET_COLUMNS)
+        return
+    # merges first, then uncertain pairs, each by falling score (stable: ties keep the pairs' order)
+    rank = pairs["status"].map({"merged": 0, "maybe": 1}).fillna(2)
+    ordered = pairs.assign(_rank=rank).sort_values(["_rank", "score"], ascending=[True, False], kind="stable")
+    fields = _SheetFields(records, result)
+    for start in range(0, len(ordered), chunk_pairs):
+        yield _side_by_side(ordered.iloc[start : start + chunk_pairs], fields).set_axis(
+            pd.RangeIndex(start, start + min(chunk_pairs, len(ordered) - start))
+        )
 
 
-def _side_by_side(pairs: pd.DataFrame, records: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
+def _side_by_side(pairs: pd.DataFrame, fields: _SheetFields) -> pd.DataFrame:
     """The pairs with both records' sheet fields, in the pairs' order."""
-    wanted = set(pairs["record_id_a"].tolist()) | set(pairs["record_id_b"].tolist())
-    lookup = _record_lookup(records, result, wanted)
-    sheet = pairs[["record_id_a", "record_id_b", "status", "reason", "score"]].copy()
-    sheet["decision"] = pairs["decision"] if "decision" in pairs.columns else ""
+    lookup = fields.of(set(pairs["record_id_a"].tolist()) | set(pairs["record_id_b"].tolist()))
+    sheet = pairs[["record_id_a", "record_id_b", "status", "reason", "score"]].reset_index(drop=True)
+    sheet["decision"] = pairs["decision"].to_numpy() if "decision" in pairs.columns else ""
     for side in ("a", "b"):
         named = lookup.rename(columns={f: f"{f}_{side}" for f in SHEET_FIELDS} | {"record_id": f"record_id_{side}"})
         sheet = sheet.merge(named, on=f"record_id_{side}", how="left")  # a left merge keeps the pairs' order
@@ -73,23 +89,32 @@ def candidate_pairs_report(
     return sheet
 
 
-def _record_lookup(records: pd.DataFrame, result: pd.DataFrame, wanted: set[str]) -> pd.DataFrame:
-    """The sheet fields (as text) of the records in `wanted`, one row per record_id; a record of the result
-    missing from `records` shows only its own id. Only these records: a million-record corpus lists few."""
-    frame = prepare_records(records, "records", columns=SHEET_FIELDS)
-    frame = frame[frame["record_id"].isin(wanted)]
-    table = {"record_id": frame["record_id"].tolist()}
-    for field in SHEET_FIELDS:
-        values = frame[field].tolist() if field in frame.columns else [""] * len(frame)
-        table[field] = [text(value) for value in values]
-    known = set(table["record_id"])
-    for key, own_id in zip(result["record_id"].tolist(), result["id"].tolist(), strict=True):
-        if key in wanted and key not in known:
-            known.add(key)
-            table["record_id"].append(key)
-            for field in SHEET_FIELDS:
-                table[field].append(own_id if field == "id" else "")
-    return pd.DataFrame(table, columns=["record_id", *SHEET_FIELDS])
+class _SheetFields:
+    """The sheet fields (as text) of records, looked up a few pairs' worth at a time: the record ids and ids are
+    prepare_records' (made from positions where missing); no other column of the corpus is copied whole."""
+
+    def __init__(self, records: pd.DataFrame, result: pd.DataFrame) -> None:
+        self._records = records.reset_index(drop=True)
+        self._ids = prepare_records(records, "records", columns=())  # record_id and id only
+        self._result = result
+
+    def of(self, wanted: set[str]) -> pd.DataFrame:
+        """One row per record_id in `wanted`; a record of the result missing from the records shows only its id."""
+        rows = np.flatnonzero(self._ids["record_id"].isin(wanted).to_numpy())
+        table: dict[str, list[Any]] = {"record_id": self._ids["record_id"].take(rows).tolist()}
+        for field in SHEET_FIELDS:
+            source = self._ids if field == "id" else self._records
+            values = source[field].take(rows).tolist() if field in source.columns else [""] * len(rows)
+            table[field] = [text(value) for value in values]
+        known = set(table["record_id"])
+        missing = self._result[self._result["record_id"].isin(wanted - known)]
+        for key, own_id in zip(missing["record_id"].tolist(), missing["id"].tolist(), strict=True):
+            if key not in known:
+                known.add(key)
+                table["record_id"].append(key)
+                for field in SHEET_FIELDS:
+                    table[field].append(own_id if field == "id" else "")
+        return pd.DataFrame(table, columns=["record_id", *SHEET_FIELDS])
 
 
 def merge_group_fields(group: pd.DataFrame) -> dict[str, Any]:
