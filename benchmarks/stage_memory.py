@@ -82,13 +82,14 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
             cache / stages.STUDY_CACHE_NAME, in_flight,
         )
         table = StudyTable.write(studies, stages.pending_path(ws, stages.STUDY_CACHE_NAME), passed.signatures)
-        digest = _digest(studies)
+        digests = {"studies": _digest(studies), "signatures": _digest(passed.signatures.reset_index())}
         del studies
+        passed.signatures = None  # as the flow lets them go
         release_memory()
     _report(meter, tree_rss_bytes() / MB)
     print(f"counts {passed.dedupe.counts}; previous groups {len(previous.groups)}", flush=True)
     print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_file_digest(sheet_csv)}, "
-          f"studies {digest}, signatures {_digest(passed.signatures.reset_index())}, "
+          f"studies {digests['studies']}, signatures {digests['signatures']}, "
           f"identified {_digest(sorted(passed.identified.items()))}", flush=True)
     print(f"records.csv sha256 {_file_digest(stages.pending_path(ws, 'records.csv'))}", flush=True)
     if THROUGH.index(through) >= THROUGH.index("code"):
@@ -114,17 +115,20 @@ def _later_stages(
         conn.execute(coding_cache_table.delete().where(coding_cache_table.c.run_id == run_id))
     with meter.stage("code"):
         coding = flow_module.code(table, codebook, store, run_id, ws.config.batch_size, in_flight)
+        release_memory()
     _report(meter, tree_rss_bytes() / MB)
     if through == "code":
         return
     with meter.stage("topics"):
         topic_model = flow_module.topics(table, codebook, ws) if ws.config.topics.enabled else None
+        release_memory()
     _report(meter, tree_rss_bytes() / MB)
     if through == "topics":
         return
     with meter.stage("assign+export"):
         ledger = ledger_frame(store)
         machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
+        coding.hits = None
         assignments = stages.final_assignments(machine, ledger, passed.dedupe.groups)
         prisma = stages.prisma_stage(passed.identified, table, assignments, coding.set_aside)
         agreement = stages.agreement_stage(ledger, machine)

@@ -234,8 +234,10 @@ def _review_body(workspace: str) -> dict[str, Any]:
         release_memory()
     with meter.stage("code", records=len(table)):
         coding = code(table, codebook, store, run.run_id, ws.config.batch_size, in_flight)
+        release_memory()  # the batches' texts and parses
     with meter.stage("topics", records=len(table)):
         topic_model = topics(table, codebook, ws) if ws.config.topics.enabled else None
+        release_memory()
     with meter.stage("assign", records=len(coding.hits)):
         ledger = ledger_frame(store)
         machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
