@@ -56,7 +56,6 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
     from pipeline.codebook import load_codebook
     from pipeline.metrics import MB, StageMeter, tree_rss_bytes
     from pipeline.store import open_store
-    from pipeline.study_table import StudyTable
     from pipeline.subprocess_stage import release_memory, run_in_child
     from pipeline.workspace import load_workspace
 
@@ -77,15 +76,14 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
         previous = stages.previous_state(store)
     _report(meter, tree_rss_bytes() / MB)
     with meter.stage("studies"):
-        studies = flow_module.studies_in_batches(
+        table = flow_module.studies_in_batches(
             store, run_id, passed.dedupe.groups, passed.signatures, codebook, ws.config.batch_size,
-            cache / stages.STUDY_CACHE_NAME, in_flight,
+            cache / stages.STUDY_CACHE_NAME, stages.pending_path(ws, stages.STUDY_CACHE_NAME), in_flight,
         )
-        table = StudyTable.write(studies, stages.pending_path(ws, stages.STUDY_CACHE_NAME), passed.signatures)
-        digests = {"studies": _digest(studies), "signatures": _digest(passed.signatures.reset_index())}
-        del studies
+        digests = {"signatures": _digest(passed.signatures.reset_index())}
         passed.signatures = None  # as the flow lets them go
         release_memory()
+    digests["studies"] = _digest(table.read())
     _report(meter, tree_rss_bytes() / MB)
     print(f"counts {passed.dedupe.counts}; previous groups {len(previous.groups)}", flush=True)
     print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_file_digest(sheet_csv)}, "

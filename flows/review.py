@@ -28,7 +28,7 @@ from pipeline.progress import stage_progress
 from pipeline.records import Record
 from pipeline.runner import describe_runner, group_batches, task_runner_for
 from pipeline.store import RunRecord, Store, open_store
-from pipeline.study_table import StudyTable
+from pipeline.study_table import StudyTable, StudyTableWriter
 from pipeline.subprocess_stage import release_memory, run_in_child
 from pipeline.workspace import Workspace, load_workspace
 
@@ -114,11 +114,13 @@ def studies_in_batches(
     codebook: Codebook,
     batch_size: int,
     cache_path: Path,
+    target: Path,
     limit: int,
-) -> pd.DataFrame:
-    """The studies in study_id order: a study whose members and flags are unchanged since the last run
-    (`signatures`, stages.study_signatures) is reused from the studies cache; the others are built in group
-    batches (mapped), each batch reading its records from the store, so the corpus is never held whole."""
+) -> StudyTable:
+    """The studies, written to a study table at `target` in study_id order: a study whose members and flags are
+    unchanged since the last run (`signatures`, stages.study_signatures) is reused from the studies cache; the
+    others are built in group batches (mapped), each batch reading its records from the store and written as it
+    comes back, so neither the corpus nor the studies are ever held whole."""
     reused = stages.reusable_studies(stages.load_study_cache(cache_path), signatures)
     todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]) if len(reused) else set())]
     batches = group_batches(todo, batch_size)
@@ -126,15 +128,18 @@ def studies_in_batches(
     def submit(batch: pd.DataFrame) -> Any:
         return build_studies.submit(stages.study_records(store, batch["record_id"], run_id), batch, codebook)
 
-    built: list[pd.DataFrame] = []
-    with stage_progress("studies", len(todo)) as advance:
-        for batch, result in zip(batches, in_order(submit, batches, limit), strict=True):
-            built.append(result)
-            advance(len(batch))
+    empty = stages.studies_stage(stages.study_records(store, [], run_id), groups.iloc[:0], codebook)
+    with stage_progress("studies", len(todo)) as advance, StudyTableWriter(target, signatures, empty) as writer:
+
+        def built() -> Iterator[pd.DataFrame]:
+            for batch, result in zip(batches, in_order(submit, batches, limit), strict=True):
+                yield result
+                advance(len(batch))
+
+        for part in stages.studies_merged_in_order(built(), reused):
+            writer.write(part)
     get_run_logger().info("studies: %d built, %d unchanged since the last run", len(todo), len(reused))
-    if not built and not len(reused):
-        return stages.studies_stage(stages.study_records(store, [], run_id), groups, codebook)
-    return stages.studies_in_order(built, reused)
+    return writer.table
 
 
 def code(table: StudyTable, codebook: Codebook, store: Store, run_id: str, batch_size: int, limit: int) -> stages.CodingOutcome:
@@ -223,14 +228,13 @@ def _review_body(workspace: str) -> dict[str, Any]:
         stage.records = deduped.counts["records"]
     logger.info("dedupe: %s", deduped.counts)
     with meter.stage("studies", records=deduped.counts["records"]):
-        studies = studies_in_batches(
+        # On disk (the next run's studies cache, published after the commit): each later stage reads the columns
+        # it needs, so the flow never holds every study's text (~1.2 GB at a million records).
+        table = studies_in_batches(
             store, run.run_id, deduped.groups, passed.signatures, codebook,
-            ws.config.batch_size, study_cache, in_flight,
+            ws.config.batch_size, study_cache, stages.pending_path(ws, stages.STUDY_CACHE_NAME), in_flight,
         )
-        # On disk from here on (the next run's studies cache, published after the commit): each later stage reads
-        # the columns it needs, so the flow does not hold every study's text (~2.5 GB at a million records).
-        table = StudyTable.write(studies, stages.pending_path(ws, stages.STUDY_CACHE_NAME), passed.signatures)
-        del studies, passed  # the signatures are in the table now
+        del passed  # the signatures are in the table now
         release_memory()
     with meter.stage("code", records=len(table)):
         coding = code(table, codebook, store, run.run_id, ws.config.batch_size, in_flight)

@@ -14,7 +14,7 @@ import shutil
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,16 +364,32 @@ def study_records(store: Store, record_ids: Iterable[str], run_id: str | None = 
     return rows_in_order(frame, corpus_order(frame))
 
 
-def studies_in_order(built: list[pd.DataFrame], reused: pd.DataFrame) -> pd.DataFrame:
-    """Built batches of studies (each in study_id order, as build_studies gives them; the batches in group order,
-    as runner.group_batches cuts them) and the studies reused from the cache, as one frame in study_id order.
+def studies_in_order(built: Iterable[pd.DataFrame], reused: pd.DataFrame) -> pd.DataFrame:
+    """Built batches of studies and the studies reused from the cache as one frame in study_id order (see
+    studies_merged_in_order)."""
+    parts = list(studies_merged_in_order(built, reused))
+    return pd.concat(parts, ignore_index=True) if parts else reused.reset_index(drop=True)
 
-    Concatenating Arrow-backed text columns shares their buffers, so no second copy of the studies is made
-    unless the frame is out of order (reused studies among the built ones) and has to be sorted.
-    """
-    parts = [reused, *built] if len(reused) else list(built)
-    studies = pd.concat(parts, ignore_index=True)
-    del parts
+
+def studies_merged_in_order(built: Iterable[pd.DataFrame], reused: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """Built batches of studies (each in study_id order, as build_studies gives them; the batches in group order,
+    as runner.group_batches cuts them) merged with the studies reused from the cache (in study_id order, as the
+    cache keeps them): consecutive parts in study_id order, each built batch with the reused studies before its
+    end, so the parts can be written as they come (StudyTableWriter)."""
+    reused_ids = reused["study_id"] if len(reused) else pd.Series([], dtype=str)
+    taken = 0
+    for batch in built:
+        if not len(batch):
+            continue
+        upto = int(reused_ids.searchsorted(batch["study_id"].iloc[-1], side="right")) if len(reused_ids) else 0
+        yield _in_study_order(batch if upto == taken else pd.concat([reused.iloc[taken:upto], batch], ignore_index=True))
+        taken = upto
+    if taken < len(reused):
+        yield _in_study_order(reused.iloc[taken:])
+
+
+def _in_study_order(studies: pd.DataFrame) -> pd.DataFrame:
+    studies = studies.reset_index(drop=True)
     studies["year"] = studies["year"].astype("Int64")
     if not studies["study_id"].is_monotonic_increasing:
         studies = studies.sort_values("study_id", kind="stable").reset_index(drop=True)

@@ -35,11 +35,9 @@ class StudyTable:
     @classmethod
     def write(cls, studies: pd.DataFrame, path: Path, signatures: pd.Series | None = None) -> StudyTable:
         """Write `studies` atomically (with each study's signature, when given: the cache checks it)."""
-        frame = studies if signatures is None else studies.assign(signature=studies["study_id"].map(signatures))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as handle:
-            frame.to_parquet(handle, index=False, row_group_size=ROW_GROUP_ROWS)
-        return cls(path, len(studies))
+        with StudyTableWriter(path, signatures, empty=studies) as writer:
+            writer.write(studies)
+        return writer.table
 
     @property
     def columns(self) -> list[str]:
@@ -60,6 +58,55 @@ class StudyTable:
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
             yield frame
+
+
+class StudyTableWriter:
+    """Writes a study table a part at a time (consecutive parts, in study_id order), so the studies of a million
+    records (~1.2 GB as a frame, more while it is put together) are never held whole. Use as a context manager:
+    the file appears, atomically, only when the block ends without an error; `table` is the result."""
+
+    def __init__(self, path: Path, signatures: pd.Series | None = None, empty: pd.DataFrame | None = None) -> None:
+        self.path, self.rows = path, 0
+        self._signatures, self._empty = signatures, empty  # `empty`: the columns to write when no part came
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def __enter__(self) -> StudyTableWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = atomic_write(self.path, "wb")
+        self._handle = self._file.__enter__()
+        return self
+
+    def write(self, studies: pd.DataFrame) -> None:
+        if not len(studies):
+            return
+        frame = studies if self._signatures is None else studies.assign(
+            signature=studies["study_id"].map(self._signatures)
+        )
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self._handle, self._schema)
+        else:  # a column all empty in this part (e.g. null) takes the first part's type
+            table = table.cast(self._schema)
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows += len(studies)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            elif exc[0] is None:
+                frame = self._empty if self._empty is not None else pd.DataFrame({"study_id": pd.Series(dtype=str)})
+                if self._signatures is not None:
+                    frame = frame.assign(signature=pd.Series(dtype=str))
+                frame.to_parquet(self._handle, index=False)
+        finally:
+            self._file.__exit__(*exc)
+
+    @property
+    def table(self) -> StudyTable:
+        return StudyTable(self.path, self.rows)
 
 
 def study_slices(studies: StudyTable | pd.DataFrame, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:

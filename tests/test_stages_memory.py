@@ -22,7 +22,7 @@ from pipeline.errors import ReviewError
 from pipeline.io import write_csv, write_csv_parts
 from pipeline.runner import group_batches
 from pipeline.store import Store, coding_cache_table, open_store
-from pipeline.study_table import StudyTable, study_slices
+from pipeline.study_table import StudyTable, StudyTableWriter, study_slices
 from pipeline.subprocess_stage import release_memory, run_in_child
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_corpus_pass_in_a_child_matches_the_in_process_path(
 
 
 def test_studies_built_from_batches_read_from_the_store_equal_those_of_the_whole_corpus(
-    staged: tuple[str, str], codebook: Codebook
+    staged: tuple[str, str], codebook: Codebook, tmp_path: Path
 ) -> None:
     url, run_id = staged
     store = open_store(url)
@@ -116,6 +116,17 @@ def test_studies_built_from_batches_read_from_the_store_equal_those_of_the_whole
     rebuilt = [stages.studies_stage(stages.study_records(store, b["record_id"], run_id), b, codebook)
                for b in group_batches(todo, 10)]
     pd.testing.assert_frame_equal(stages.studies_in_order(rebuilt, reused), whole)
+    # ... and so does a study table written part by part as the batches come
+    with StudyTableWriter(tmp_path / "studies.parquet", empty=whole.iloc[:0]) as writer:
+        for part in stages.studies_merged_in_order(iter(rebuilt), reused.reset_index(drop=True)):
+            writer.write(part)
+    assert writer.table.rows == len(whole)
+    pd.testing.assert_frame_equal(writer.table.read(), whole)
+    # only reused studies, and none at all
+    pd.testing.assert_frame_equal(stages.studies_in_order([], whole), whole)
+    with StudyTableWriter(tmp_path / "none.parquet", empty=whole.iloc[:0]) as writer:
+        pass
+    assert len(writer.table) == 0 and writer.table.read().columns.tolist() == whole.columns.tolist()
 
 
 def test_corpus_frame_reorders_by_slicing_runs_and_gives_the_sorted_rows(
