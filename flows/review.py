@@ -216,7 +216,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
     with meter.stage("dedupe") as stage:
         # In a child process that reads the corpus from the store itself: dedupe's peak and the corpus frame
         # (a million records: ~2 GB and ~1 GB) are given back to the OS when it exits. It also writes records.csv
-        # (published after the commit) and the study signatures, the corpus frame's other uses.
+        # and the duplicates sheet (published after the commit) and the study signatures, the corpus frame's other uses.
         records_csv, sheet_csv = stages.pending_path(ws, "records.csv"), stages.pending_path(ws, "duplicates_sheet.csv")
         passed = run_in_child(
             stages.corpus_pass, ws.store_url, run.run_id, codebook, dedupe_index,

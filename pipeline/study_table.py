@@ -9,6 +9,7 @@ the store commits.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,17 +93,27 @@ class StudyTableWriter:
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += len(studies)
 
-    def __exit__(self, *exc: object) -> None:
-        try:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc_type is not None:
             if self._writer is not None:
-                self._writer.close()
-            elif exc[0] is None:
-                frame = self._empty if self._empty is not None else pd.DataFrame({"study_id": pd.Series(dtype=str)})
-                if self._signatures is not None:
-                    frame = frame.assign(signature=pd.Series(dtype=str))
-                frame.to_parquet(self._handle, index=False)
-        finally:
-            self._file.__exit__(*exc)
+                with contextlib.suppress(Exception):
+                    self._writer.close()
+            return bool(self._file.__exit__(exc_type, exc, tb))  # the temporary file is removed
+        try:
+            self._finish()
+        except BaseException as error:
+            self._file.__exit__(type(error), error, error.__traceback__)
+            raise
+        return bool(self._file.__exit__(None, None, None))  # the file takes its place
+
+    def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            return
+        frame = self._empty if self._empty is not None else pd.DataFrame({"study_id": pd.Series(dtype=str)})
+        if self._signatures is not None:
+            frame = frame.assign(signature=pd.Series(dtype=str))
+        frame.to_parquet(self._handle, index=False)
 
     @property
     def table(self) -> StudyTable:

@@ -274,3 +274,17 @@ def test_run_in_child_replays_the_childs_log_and_raises_its_errors(caplog: pytes
     with pytest.raises(ReviewError, match="broken: fix the input"):
         run_in_child(_log_and_fail, "broken")
     release_memory()  # harmless wherever it runs
+
+
+def test_a_study_table_whose_writing_fails_leaves_no_file(tmp_path: Path) -> None:
+    studies = pd.DataFrame({"study_id": ["s1", "s2"], "title": ["A", "B"]})
+    target = tmp_path / "studies.parquet"
+    with pytest.raises(RuntimeError, match="the build failed"):
+        with StudyTableWriter(target) as writer:
+            writer.write(studies)
+            raise RuntimeError("the build failed")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with StudyTableWriter(target) as writer:
+        writer.write(studies)
+        writer.write(pd.DataFrame({"study_id": ["s3"], "title": [None]}))  # an all-empty column takes the first type
+    pd.testing.assert_frame_equal(writer.table.read(), pd.DataFrame({"study_id": ["s1", "s2", "s3"], "title": ["A", "B", None]}))
