@@ -83,7 +83,7 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
         digests = {"signatures": _digest(passed.signatures.reset_index())}
         passed.signatures = None  # as the flow lets them go
         release_memory()
-    digests["studies"] = _digest(table.read())
+    digests["studies"] = _table_digest(table)
     _report(meter, tree_rss_bytes() / MB)
     print(f"counts {passed.dedupe.counts}; previous groups {len(previous.groups)}", flush=True)
     print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_file_digest(sheet_csv)}, "
@@ -163,6 +163,16 @@ def _unfinished_run(store: Any) -> str | None:
     if len(running) > 1:
         raise SystemExit(f"the store has {len(running)} unfinished runs ({', '.join(running)}): pick one with --run-id")
     return running[0] if running else None
+
+
+def _table_digest(table: Any) -> str:
+    """_digest of the study table's frame, read a slice at a time (not to weigh on the stages measured after)."""
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    for part in table.slices(table.columns, 20_000):
+        digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _file_digest(path: Path) -> str:
