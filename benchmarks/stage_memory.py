@@ -104,6 +104,7 @@ def _later_stages(
     from pipeline.assign import assign
     from pipeline.ledger import ledger_frame
     from pipeline.metrics import MB, tree_rss_bytes
+    from pipeline.subprocess_stage import release_memory
 
     import sqlalchemy as sa
 
