@@ -28,7 +28,7 @@ from pipeline.ingest import detect_format, no_records_error, open_source, read_s
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
-from pipeline.study_table import StudyTable, study_slices
+from pipeline.study_table import StudyTable, study_columns, study_slices
 from pipeline.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -598,9 +598,10 @@ def prisma_stage(
     from pipeline.export import prisma_counts
 
     by_source = records if isinstance(records, dict) else identified_by_source(records)
-    if isinstance(studies, StudyTable):
-        studies = studies.read(PRISMA_STUDY_COLUMNS)
-    return prisma_counts(studies, assignments, identified_by_source=by_source, removed_before_screening=set_aside)
+    return prisma_counts(
+        study_columns(studies, PRISMA_STUDY_COLUMNS), assignments,
+        identified_by_source=by_source, removed_before_screening=set_aside,
+    )
 
 
 def identified_by_source(records: list[Record] | pd.DataFrame) -> dict[str, int]:
@@ -645,10 +646,8 @@ def export_stage(
     from pipeline.export import write_exports
     from pipeline.synth import STUDY_COLUMNS, build_matrix
 
-    if isinstance(studies, StudyTable):
-        studies = studies.read(STUDY_COLUMNS)  # the matrix's columns only (not the flags, record ids, sources)
-    matrix = build_matrix(assignments, studies, codebook)
-    del studies  # the matrix keeps what it shows
+    # the matrix's columns only (not the flags, record ids, sources); the matrix keeps what it shows
+    matrix = build_matrix(assignments, study_columns(studies, STUDY_COLUMNS), codebook)
     written = write_exports(
         matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"), agreement=agreement
     )

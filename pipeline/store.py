@@ -425,7 +425,7 @@ class Store:
     def stage_coding_cache(self, run_id: str, entries: Mapping[str, str]) -> int:
         """Write one batch of a running run's new coding-cache entries (cache key -> hits JSON) in one transaction;
         they count as cached once the run commits. Keys must be new to the store and to the run."""
-        rows = [{"cache_key": key, "hits": hits, "run_id": run_id} for key, hits in sorted(entries.items())]
+        rows = _coding_cache_rows(run_id, entries)
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(coding_cache_table.insert(), rows)
@@ -622,11 +622,12 @@ class Store:
             if assignments is not None:
                 _replace(conn, assignments_table, assignments, run.run_id)
             if coding_cache:
-                conn.execute(
-                    coding_cache_table.insert(),
-                    [{"cache_key": k, "hits": v, "run_id": run.run_id} for k, v in sorted(coding_cache.items())],
-                )
+                conn.execute(coding_cache_table.insert(), _coding_cache_rows(run.run_id, coding_cache))
             _write_run_row(conn, run, begun is not None)
+
+
+def _coding_cache_rows(run_id: str, entries: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"cache_key": key, "hits": hits, "run_id": run_id} for key, hits in sorted(entries.items())]
 
 
 # --- visibility ------------------------------------------------------------------------------------

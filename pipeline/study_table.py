@@ -127,3 +127,8 @@ def study_slices(studies: StudyTable | pd.DataFrame, columns: Sequence[str], row
         return
     for start in range(0, len(studies), rows):
         yield studies.iloc[start : start + rows][list(columns)]
+
+
+def study_columns(studies: StudyTable | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Whole `columns` of every study, from a study table or from a frame."""
+    return studies.read(columns) if isinstance(studies, StudyTable) else studies
