@@ -28,7 +28,7 @@ from pipeline.ingest import detect_format, no_records_error, open_source, read_s
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.store import InputEntry, RunRecord, Store, utc_now
-from pipeline.study_table import StudyTable, study_columns, study_slices
+from pipeline.study_table import SpilledTexts, StudyTable, study_columns, study_slices
 from pipeline.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -646,11 +646,18 @@ def export_stage(
     from pipeline.export import write_exports
     from pipeline.synth import STUDY_COLUMNS, build_matrix
 
-    # the matrix's columns only (not the flags, record ids, sources); the matrix keeps what it shows
-    matrix = build_matrix(assignments, study_columns(studies, STUDY_COLUMNS), codebook)
-    written = write_exports(
-        matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"), agreement=agreement
-    )
+    # The matrix's columns only (not the flags, record ids, sources). From a study table the abstracts (most of
+    # its text) stay on disk, read back a chunk of the matrix at a time.
+    spilled = {"abstract": SpilledTexts.from_table(studies, "abstract")} if isinstance(studies, StudyTable) else {}
+    try:
+        kept = [c for c in STUDY_COLUMNS if c not in spilled]
+        matrix = build_matrix(assignments, study_columns(studies, kept), codebook, spilled=spilled)
+        written = write_exports(
+            matrix, prisma, workspace.outputs_dir, formats=("csv", "xlsx", "html", "prisma"), agreement=agreement
+        )
+    finally:
+        for texts in spilled.values():
+            texts.close()
     sheet_path = workspace.outputs_dir / "duplicates_sheet.csv"
     if isinstance(duplicates_sheet, Path):
         publish(duplicates_sheet, sheet_path)

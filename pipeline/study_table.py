@@ -10,10 +10,12 @@ the store commits.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -132,3 +134,41 @@ def study_slices(studies: StudyTable | pd.DataFrame, columns: Sequence[str], row
 def study_columns(studies: StudyTable | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Whole `columns` of every study, from a study table or from a frame."""
     return studies.read(columns) if isinstance(studies, StudyTable) else studies
+
+
+class SpilledTexts:
+    """One text column of a study table, copied into an unnamed temporary file and read back by row position.
+
+    The export shows every study's abstract (~0.9 GB at a million studies) in display order, which is not the
+    table's order; holding them all for that would double the export's memory, reading the table once per chunk
+    of the display would decode every abstract a dozen times. Missing values read back as ''.
+    """
+
+    def __init__(self, values: Iterator[list[str]]) -> None:
+        self._file = tempfile.TemporaryFile(prefix="living-review-texts-")
+        lengths: list[np.ndarray] = []
+        for part in values:
+            encoded = [text.encode("utf-8") for text in part]
+            self._file.write(b"".join(encoded))
+            lengths.append(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
+        self._file.flush()
+        self._offsets = np.concatenate([np.zeros(1, dtype=np.int64), *lengths]).cumsum()
+
+    @classmethod
+    def from_table(cls, table: StudyTable, column: str) -> SpilledTexts:
+        return cls(part[column].fillna("").astype(str).tolist() for part in table.slices([column], ROW_GROUP_ROWS))
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def take(self, positions: np.ndarray) -> list[str]:
+        """The texts of the rows at `positions` (table order), in the order asked."""
+        starts, ends = self._offsets[positions], self._offsets[np.asarray(positions) + 1]
+        texts: list[str] = []
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            self._file.seek(start)
+            texts.append(self._file.read(end - start).decode("utf-8"))
+        return texts
+
+    def close(self) -> None:
+        self._file.close()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,14 @@ _LONG_STUDY_COLUMNS = ["title", "authors", "year", "doi", "countries", "design",
 _DIRECTION_VALUES = ("",) + DIRECTIONS  # direction codes: 0 = none, then DIRECTIONS in order
 
 Row = Mapping[Any, Any]  # one record of a frame (DataFrame.to_dict("records"))
+
+
+class TextColumn(Protocol):
+    """A studies column kept out of memory (study_table.SpilledTexts): its texts by row of the studies frame."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, positions: np.ndarray) -> list[str]: ...
 
 
 class Matrix:
@@ -175,8 +183,14 @@ class Matrix:
 
     def studies_at(self, ranks: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
         """The studies at these display positions (0 = the first study of the matrix), all columns or `columns`."""
-        studies = self._layout.studies if columns is None else self._layout.studies[columns]
-        return _take(studies, self._layout.order[ranks])
+        layout = self._layout
+        wanted = layout.columns if columns is None else list(columns)
+        rows = layout.order[ranks]
+        frame = _take(layout.studies[[c for c in wanted if c not in layout.spilled]], rows)
+        for name in wanted:
+            if name in layout.spilled:
+                frame[name] = pd.Series(layout.spilled[name].take(rows), index=frame.index, dtype=str)
+        return frame[wanted]
 
     def long_at(self, rows: np.ndarray) -> pd.DataFrame:
         """The long-form rows at these positions of the long form."""
@@ -231,11 +245,19 @@ class Matrix:
 # ---------------------------------------------------------------- public API
 
 
-def build_matrix(assignments: pd.DataFrame, studies: pd.DataFrame, codebook: Codebook) -> Matrix:
-    """Build the matrix; raise ReviewError when a frame lacks a column or names an unknown study."""
+def build_matrix(
+    assignments: pd.DataFrame, studies: pd.DataFrame, codebook: Codebook, *, spilled: Mapping[str, TextColumn] | None = None
+) -> Matrix:
+    """Build the matrix; raise ReviewError when a frame lacks a column or names an unknown study.
+
+    `spilled`: study columns (e.g. the abstracts of a million studies) read from elsewhere by row of `studies`
+    when a chunk of the matrix shows them, instead of held in `studies`.
+    """
     codes = code_frame(codebook, assignments)
-    prepared, order = _prepare_studies(studies)
+    spilled = dict(spilled or {})
+    prepared, order = _prepare_studies(studies, spilled)
     layout = _Layout.build(prepared, order, assignments, codes)
+    layout.spilled = spilled
     return Matrix(layout, codes, title=codebook.name, version=codebook.version)
 
 
@@ -334,8 +356,9 @@ def _text(values: pd.Series) -> pd.Series:
     return values.fillna("").astype(str)
 
 
-def _prepare_studies(studies: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """(STUDY_COLUMNS + year_band in the input's row order, positions of its rows in display order)."""
+def _prepare_studies(studies: pd.DataFrame, spilled: Mapping[str, TextColumn]) -> tuple[pd.DataFrame, np.ndarray]:
+    """(STUDY_COLUMNS + year_band in the input's row order, but for the `spilled` columns; positions of its rows
+    in display order)."""
     if "study_id" not in studies.columns:
         raise _missing_columns_error("studies", ["study_id"], STUDY_COLUMNS)
     ids = studies["study_id"].astype(str).reset_index(drop=True)
@@ -345,15 +368,20 @@ def _prepare_studies(studies: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
             f"the studies table has {len(duplicated)} study_id(s) on more than one row (first: {duplicated[0]!r}); "
             "give one row per study."
         )
+    for name, texts in spilled.items():
+        if name not in STUDY_COLUMNS[1:] or name in ("year", "records") or len(texts) != len(ids):
+            raise ReviewError(f"the spilled studies column {name!r} is not a text column of one row per study.")
     frame = {"study_id": ids}
     for column in STUDY_COLUMNS[1:]:
+        if column in spilled:
+            continue
         if column in studies.columns:
             frame[column] = studies[column].reset_index(drop=True)
         else:
             frame[column] = pd.Series(1 if column == "records" else (pd.NA if column == "year" else ""),
                                       index=ids.index)
     for column in STUDY_COLUMNS:
-        if column not in ("year", "records"):
+        if column not in ("year", "records", *spilled):
             frame[column] = _text(frame[column])
     frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
     frame["records"] = pd.to_numeric(frame["records"], errors="coerce").fillna(1).astype("int64")
@@ -425,7 +453,9 @@ class _Layout:
     """Where every row of the matrix comes from: positions into the studies and assignments as given."""
 
     def __init__(self, studies: pd.DataFrame, order: np.ndarray, assignments: pd.DataFrame) -> None:
-        self.studies = studies  # STUDY_COLUMNS + year_band, input order, text normalised
+        self.studies = studies  # STUDY_COLUMNS + year_band, input order, text normalised (but the spilled columns)
+        self.columns = [*STUDY_COLUMNS, "year_band"]  # of a whole studies row
+        self.spilled: dict[str, TextColumn] = {}
         self.order = order  # display position -> row of `studies`
         self.rank = np.empty(len(order), dtype=np.int64)  # row of `studies` -> display position
         self.rank[order] = np.arange(len(order))

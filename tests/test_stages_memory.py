@@ -22,7 +22,7 @@ from pipeline.errors import ReviewError
 from pipeline.io import write_csv, write_csv_parts
 from pipeline.runner import group_batches
 from pipeline.store import Store, coding_cache_table, open_store
-from pipeline.study_table import StudyTable, StudyTableWriter, study_slices
+from pipeline.study_table import SpilledTexts, StudyTable, StudyTableWriter, study_slices
 from pipeline.subprocess_stage import release_memory, run_in_child
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,3 +288,44 @@ def test_a_study_table_whose_writing_fails_leaves_no_file(tmp_path: Path) -> Non
         writer.write(studies)
         writer.write(pd.DataFrame({"study_id": ["s3"], "title": [None]}))  # an all-empty column takes the first type
     pd.testing.assert_frame_equal(writer.table.read(), pd.DataFrame({"study_id": ["s1", "s2", "s3"], "title": ["A", "B", None]}))
+
+
+def test_spilled_texts_read_back_each_row_in_the_order_asked(tmp_path: Path) -> None:
+    texts = ["Ein Überblick", None, "", "ascii only", float("nan"), "日本語の要旨 — with a dash"]
+    table = StudyTable.write(pd.DataFrame({"study_id": [f"s{i}" for i in range(6)], "abstract": texts}),
+                             tmp_path / "studies.parquet")
+    spilled = SpilledTexts.from_table(table, "abstract")
+    expected = ["Ein Überblick", "", "", "ascii only", "", "日本語の要旨 — with a dash"]
+    assert len(spilled) == 6
+    assert spilled.take(np.arange(6)) == expected
+    assert spilled.take(np.array([5, 0, 5, 3])) == [expected[5], expected[0], expected[5], expected[3]]
+    assert spilled.take(np.array([], dtype=np.int64)) == []
+    spilled.close()
+
+
+def test_exports_with_the_abstracts_spilled_to_disk_are_byte_identical(
+    staged: tuple[str, str], codebook: Codebook, tmp_path: Path
+) -> None:
+    from pipeline.assign import assign
+    from pipeline.export import write_exports
+    from pipeline.synth import STUDY_COLUMNS, build_matrix
+
+    whole, signatures = _whole_studies(*staged, codebook)
+    assignments = assign(stages.code_stage(whole, codebook).hits, None)
+    table = StudyTable.write(whole, tmp_path / stages.STUDY_CACHE_NAME, signatures)
+    assert whole["abstract"].fillna("").str.len().gt(500).sum() > 10  # real abstracts, some long
+    in_memory = build_matrix(assignments, table.read(STUDY_COLUMNS), codebook)
+    spilled = SpilledTexts.from_table(table, "abstract")
+    kept = [c for c in STUDY_COLUMNS if c != "abstract"]
+    from_disk = build_matrix(assignments, table.read(kept), codebook, spilled={"abstract": spilled})
+
+    pd.testing.assert_frame_equal(from_disk.studies, in_memory.studies)
+    chunks = pd.concat(list(from_disk.iter_studies(7)), ignore_index=True)
+    pd.testing.assert_frame_equal(chunks, in_memory.studies)
+    formats = ("csv", "xlsx", "html")
+    one = write_exports(in_memory, None, tmp_path / "memory", formats=formats)
+    two = write_exports(from_disk, None, tmp_path / "disk", formats=formats)
+    assert [p.name for p in one] == [p.name for p in two] and "evidence_matrix.xlsx" in {p.name for p in two}
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    spilled.close()
