@@ -133,7 +133,7 @@ def _later_stages(
         agreement = stages.agreement_stage(ledger, machine)
         stages.export_stage(ws, table, assignments, codebook, prisma, sheet_csv, agreement)
         if topic_model is not None:
-            stages.write_topics_stage(ws, topic_model)
+            stages.publish_topic_outputs(ws)
     _report(meter, tree_rss_bytes() / MB)
 
 

@@ -72,8 +72,9 @@ def code_batch(studies: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
 
 @_stage
 def topics(studies: StudyTable, codebook: Codebook, workspace: Workspace) -> Any:
-    with stage_progress("topics", len(studies)) as advance:
-        return stages.topics_stage(studies, codebook, workspace, progress=advance)
+    # In a child process: BERTopic's imports, the model and its texts (~1.5 GB at a million studies) never weigh
+    # on the later stages. It writes the topic outputs to pending (published after the commit).
+    return run_in_child(stages.topics_pass, workspace, studies, codebook)
 
 
 # --- the mapped stages --------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
         written = [stages.publish(records_csv, ws.outputs_dir / "records.csv")]
         written += stages.export_stage(ws, table, assignments, codebook, prisma, sheet_csv, agreement)
         if topic_model is not None:
-            written += stages.write_topics_stage(ws, topic_model)
+            written += stages.publish_topic_outputs(ws)
         stages.write_changes_report(ws, changes)
     stages.write_run_summary(ws, run, store, meter.table())
     logger.info("wrote %d output file(s) into %s", len(written) + 2, ws.outputs_dir)

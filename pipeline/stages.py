@@ -846,8 +846,38 @@ def topics_stage(studies: StudyTable | pd.DataFrame, codebook: Codebook, workspa
     return result
 
 
-def write_topics_stage(workspace: Workspace, result: Any) -> list[Path]:
+def write_topics_stage(workspace: Workspace, result: Any, folder: Path | None = None) -> list[Path]:
+    """The topic outputs, into `folder` (default: outputs/)."""
     from pipeline.topics import write_topic_outputs
 
     figure_cache = workspace.corpus_dir / "cache" / TOPIC_STATE_DIR
-    return write_topic_outputs(result, workspace.outputs_dir, figure_cache=figure_cache)
+    return write_topic_outputs(result, folder or workspace.outputs_dir, figure_cache=figure_cache)
+
+
+TOPIC_OUTPUTS_DIR = "topic_outputs"  # under corpus/cache/pending: the topic outputs, published after the commit
+
+
+def topics_pass(workspace: Workspace, studies: StudyTable, codebook: Codebook) -> Any:
+    """topics_stage, then its outputs written into the pending folder (publish_topic_outputs moves them into outputs/
+    after the commit). Meant for a child process (subprocess_stage.run_in_child): BERTopic's imports (~0.5 GB), the
+    model and its texts go when it exits. Returns the result without those and without the per-study table (written
+    already): what assign and the run's counts need."""
+    from dataclasses import replace
+
+    from pipeline.progress import stage_progress
+
+    with stage_progress("topics", len(studies)) as advance:
+        result = topics_stage(studies, codebook, workspace, progress=advance)
+    pending = pending_path(workspace, TOPIC_OUTPUTS_DIR)
+    shutil.rmtree(pending, ignore_errors=True)  # what a run that failed after its topics left
+    write_topics_stage(workspace, result, pending)
+    return replace(
+        result, model=None, documents=[], reduced_embeddings=None, fitted=None, assignments=None,
+        study_topics=empty_like(result.study_topics),
+    )
+
+
+def publish_topic_outputs(workspace: Workspace) -> list[Path]:
+    """Move the outputs topics_pass wrote into outputs/ (in name order)."""
+    pending = pending_path(workspace, TOPIC_OUTPUTS_DIR)
+    return [publish(path, workspace.outputs_dir / path.name) for path in sorted(pending.iterdir())]

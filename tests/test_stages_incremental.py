@@ -94,3 +94,33 @@ def test_topics_read_in_slices_equal_topics_read_whole(
     for table in ("study_topics", "topics", "suggestions"):
         pd.testing.assert_frame_equal(getattr(whole, table), getattr(sliced, table))
     assert studies.loc[3, "study_id"] not in set(whole.study_topics["id"])
+
+
+def test_topics_in_a_child_give_the_suggestions_and_outputs_of_the_stage_in_process(
+    workspace: Path, codebook: Codebook, tmp_path: Path
+) -> None:
+    from pipeline.study_table import StudyTable
+    from pipeline.subprocess_stage import run_in_child
+
+    real = pd.read_csv(TOPIC_DATA, dtype=str).fillna("")
+    ws = _tfidf_workspace(workspace)
+    table = StudyTable.write(_studies(real.iloc[:150]), tmp_path / "studies.parquet")
+    (ws.outputs_dir / "topics.csv").parent.mkdir(parents=True, exist_ok=True)
+    stale = stages.pending_path(ws, stages.TOPIC_OUTPUTS_DIR) / "left_by_a_failed_run.csv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old", encoding="utf-8")
+
+    light = run_in_child(stages.topics_pass, ws, table, codebook)
+    assert light.model is None and light.documents == [] and light.study_topics.empty
+    written = stages.publish_topic_outputs(ws)
+    names = sorted(path.name for path in written)
+    assert "left_by_a_failed_run.csv" not in names and {"topics.csv", "study_topics.csv", "topics_figures.html"} <= set(names)
+    assert not any(stages.pending_path(ws, stages.TOPIC_OUTPUTS_DIR).iterdir())
+    published = {name: (ws.outputs_dir / name).read_bytes() for name in names}
+
+    shutil.rmtree(ws.corpus_dir / "cache" / stages.TOPIC_STATE_DIR)  # fitted again, in process this time
+    whole = stages.topics_stage(table, codebook, ws)
+    pd.testing.assert_frame_equal(light.suggestions, whole.suggestions)
+    assert light.run["model"] == whole.run["model"] == "fitted" and len(whole.study_topics) > 140  # usable abstracts
+    again = stages.write_topics_stage(ws, whole, tmp_path / "in_process")
+    assert {path.name: path.read_bytes() for path in again} == published
