@@ -211,6 +211,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
     with meter.stage("ingest+clean") as stage:
         ingested = ingest_and_clean(store, run, ws, harvested)
         flag_truncated_prefixes_in_store(store, run.run_id)
+        release_memory()  # the batches' texts: the flow waits on the dedupe child next
         stage.records = ingested.records_new
     logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), ingested.counts())
 

@@ -305,12 +305,16 @@ def corpus_pass(
         previous = store.table_frame(groups_table)
         groups = dedupe_groups(frame, store.dedupe_decisions(), previous_groups=previous, index=index)
         del previous
+        # Done with the index: saved now, its features and the abstract keys (a million records: ~1.3 GB) go
+        # before the sheet and the signatures are made.
+        index.save(pending_index)
+        del index
+        frame = frame.drop(columns=[ABSTRACT_KEY])
+        release_memory()
         deduped = dedupe_outcome(groups, frame, sheet_path=sheet_csv)
         del groups
         signatures = study_signatures(frame, deduped.groups, codebook)
-        deduped.records = frame = empty_like(frame)  # before the index is pickled: its peak is the pass's last
-        release_memory()
-        index.save(pending_index)
+        deduped.records = empty_like(frame)
     finally:
         store.engine.dispose()
     return CorpusPass(dedupe=deduped, identified=identified, signatures=signatures)

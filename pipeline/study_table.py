@@ -53,7 +53,9 @@ class StudyTable:
     def slices(self, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
         """Consecutive slices of `rows` studies (the last may be shorter), each indexed from its first row's
         position, so the slices of a pass line up with a whole-column read."""
-        handle = pq.ParquetFile(self.path)
+        # Without pre-buffering: with it, the reader keeps every column chunk it has read until the pass ends
+        # (title + abstract of 700,000 studies: ~0.5 GB more, and slower).
+        handle = pq.ParquetFile(self.path, pre_buffer=False)
         schema = handle.schema_arrow
         start = 0
         for batch in handle.iter_batches(batch_size=rows, columns=list(columns)):
@@ -61,6 +63,7 @@ class StudyTable:
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
             yield frame
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps the pass's pages otherwise
 
 
 class StudyTableWriter:
