@@ -300,8 +300,8 @@ def corpus_pass(
         frame = corpus[DEDUPE_INPUT_COLUMNS]
         del corpus
         release_memory()
-        frame[ABSTRACT_KEY] = _abstract_keys_from_store(store, run_id, frame["record_id"])
         index = load_dedupe_index(index_path)
+        frame[ABSTRACT_KEY] = _abstract_keys(store, run_id, frame["record_id"], index)
         previous = store.table_frame(groups_table)
         groups = dedupe_groups(frame, store.dedupe_decisions(), previous_groups=previous, index=index)
         del previous
@@ -326,20 +326,24 @@ def empty_like(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in frame.dtypes.items()})
 
 
-def _abstract_keys_from_store(store: Store, run_id: str | None, record_ids: pd.Series) -> pd.Series:
-    """The dedupe key of every record's abstract (features.abstract_keys), aligned with `record_ids`."""
+def _abstract_keys(store: Store, run_id: str | None, record_ids: pd.Series, index: Any) -> pd.Series:
+    """The dedupe key of every record's abstract (features.abstract_keys), aligned with `record_ids`: those the
+    dedupe index holds from its last run, the others from the store (every record, the first time; an update's
+    new records after that), a chunk at a time."""
     from pipeline.dedupe.features import abstract_keys
 
+    found = index.abstract_keys_of(record_ids.tolist())
+    missing = [rid for rid in record_ids.tolist() if rid not in found]
     shared: dict[Any, Any] = {}
-    ids: list[str] = []
-    keys: list[tuple[str, bool]] = []
-    for chunk in store.iter_record_projection(["record_id", "abstract"], run_id=run_id):
-        ids.extend(chunk["record_id"].tolist())
-        keys.extend(abstract_keys(chunk["abstract"].tolist(), shared))
-    positions = pd.Index(ids).get_indexer(record_ids)
-    if (positions < 0).any():
+    if len(missing) == len(record_ids):  # the whole corpus: one streamed pass (no list of ids to send)
+        chunks = store.iter_record_projection(["record_id", "abstract"], run_id=run_id)
+    else:
+        chunks = iter([store.record_projection_of(missing, ["record_id", "abstract"], run_id=run_id)])
+    for chunk in chunks:
+        found.update(zip(chunk["record_id"].tolist(), abstract_keys(chunk["abstract"].tolist(), shared), strict=True))
+    if not found.keys() >= set(record_ids.tolist()):
         raise ReviewError("The store changed while the run read it (a record vanished); run the review again.")
-    return pd.Series(pd.Series(keys, dtype=object).to_numpy()[positions], index=record_ids.index, dtype=object)
+    return pd.Series([found[rid] for rid in record_ids.tolist()], index=record_ids.index, dtype=object)
 
 
 def load_dedupe_index(path: Path) -> Any:

@@ -329,3 +329,55 @@ def test_exports_with_the_abstracts_spilled_to_disk_are_byte_identical(
     for a, b in zip(one, two, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
     spilled.close()
+
+
+def test_an_update_reads_only_the_new_records_abstracts_and_dedupes_as_if_it_read_them_all(
+    codebook: Codebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.dedupe import DedupeIndex as Index
+
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    store = open_store(url)
+    first = stages.start_run()
+    store.begin_run(first)
+    for batch in iter_ingest_batches([*INPUTS[:-2], INPUTS[-1]], store.known_input_hashes(), 50):
+        store.stage_records(first.run_id, clean_batch(batch.records), batch.record_input)
+        store.stage_inputs(first.run_id, batch.new_inputs)
+    flag_truncated_prefixes_in_store(store, first.run_id)
+    done = _corpus_pass(url, first.run_id, codebook, tmp_path / "first", child=False)
+    store.commit_run(first, groups=done.dedupe.groups)
+    index = tmp_path / "first" / "pending.index"
+
+    update = stages.start_run()
+    store.begin_run(update)
+    (added,) = list(iter_ingest_batches(INPUTS[-2:-1], store.known_input_hashes(), 10_000))  # the Embase export
+    store.stage_records(update.run_id, clean_batch(added.records), added.record_input)
+    flag_truncated_prefixes_in_store(store, update.run_id)
+    new_ids = {r.record_id for r in added.records}
+
+    read: list[set[str]] = []
+    streamed: list[list[str]] = []
+    real_of, real_iter = Store.record_projection_of, Store.iter_record_projection
+    monkeypatch.setattr(Store, "record_projection_of", lambda self, ids, columns, **kw: (
+        read.append(set(ids)) if "abstract" in columns else None) or real_of(self, ids, columns, **kw))
+    monkeypatch.setattr(Store, "iter_record_projection", lambda self, columns, **kw: (
+        streamed.append(list(columns)) or real_iter(self, columns, **kw)))
+
+    def pass_with(folder: str) -> stages.CorpusPass:
+        (tmp_path / folder).mkdir()
+        return stages.corpus_pass(url, update.run_id, codebook, index, tmp_path / folder / "pending.index",
+                                  tmp_path / folder / "records.csv", tmp_path / folder / "sheet.csv")
+
+    fast = pass_with("fast")
+    assert read == [new_ids] and len(new_ids) == 6  # only the update's abstracts were read and folded ...
+    assert ["record_id", "abstract"] not in streamed  # (the corpus frame for records.csv reads them, once)
+    monkeypatch.setattr(Index, "abstract_keys_of", lambda self, ids: {})  # ... not every record's, as before
+    slow = pass_with("slow")
+    assert ["record_id", "abstract"] in streamed
+
+    assert fast.dedupe.counts["records"] == slow.dedupe.counts["records"] > len(new_ids)
+    pd.testing.assert_frame_equal(fast.dedupe.groups, slow.dedupe.groups)
+    pd.testing.assert_series_equal(fast.signatures, slow.signatures)
+    for name in ("sheet.csv", "records.csv"):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes()
+    assert _index_state(tmp_path / "fast" / "pending.index") == _index_state(tmp_path / "slow" / "pending.index")

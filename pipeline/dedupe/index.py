@@ -117,6 +117,13 @@ class DedupeIndex:
         order = np.argsort(np.fromiter((position[rid] for rid in ids), dtype=np.int64, count=len(ids)))
         return frame.iloc[order].reset_index(drop=True)
 
+    def abstract_keys_of(self, record_ids: Iterable[str]) -> dict[str, tuple[str, bool]]:
+        """The abstract feature (features.abstract_keys) of each of these records the index holds: a record never
+        changes once stored, so an update need not read and fold the abstracts of the corpus again."""
+        wanted = set(record_ids)
+        abstracts = self.features.abstract
+        return {rid: abstracts[row] for row, rid in enumerate(self.record_ids) if rid in wanted}
+
     def clear(self) -> None:
         self.assign([], Features(), BlockKeys(), None)
 
