@@ -372,13 +372,6 @@ def study_records(store: Store, record_ids: Iterable[str], run_id: str | None = 
     return rows_in_order(frame, corpus_order(frame))
 
 
-def studies_in_order(built: Iterable[pd.DataFrame], reused: pd.DataFrame) -> pd.DataFrame:
-    """Built batches of studies and the studies reused from the cache as one frame in study_id order (see
-    studies_merged_in_order)."""
-    parts = list(studies_merged_in_order(built, reused))
-    return pd.concat(parts, ignore_index=True) if parts else reused.reset_index(drop=True)
-
-
 def studies_merged_in_order(built: Iterable[pd.DataFrame], reused: pd.DataFrame) -> Iterator[pd.DataFrame]:
     """Built batches of studies (each in study_id order, as build_studies gives them; the batches in group order,
     as runner.group_batches cuts them) merged with the studies reused from the cache (in study_id order, as the

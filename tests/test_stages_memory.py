@@ -1,6 +1,6 @@
 """The flow's memory-bounding mechanisms give the results of the plain in-process path: the corpus pass run in a
 child process (pipeline/subprocess_stage.py, stages.corpus_pass), the per-batch reads of study records from the
-store (store.record_projection_of, stages.study_records), the assembly of study batches (stages.studies_in_order),
+store (store.record_projection_of, stages.study_records), the assembly of study batches (stages.studies_merged_in_order),
 the studies kept on disk (pipeline/study_table.py) and rule coding batch by batch with its cache entries staged.
 On real records: the bundled seeds (seed 001 repeats itself, truncated) and three small real exports."""
 
@@ -95,6 +95,12 @@ def test_corpus_pass_in_a_child_matches_the_in_process_path(
     assert there.identified == stages.identified_by_source(corpus)
 
 
+def _merged(built: list[pd.DataFrame], reused: pd.DataFrame) -> pd.DataFrame:
+    """stages.studies_merged_in_order's parts as one frame."""
+    parts = list(stages.studies_merged_in_order(built, reused))
+    return pd.concat(parts, ignore_index=True) if parts else reused.reset_index(drop=True)
+
+
 def test_studies_built_from_batches_read_from_the_store_equal_those_of_the_whole_corpus(
     staged: tuple[str, str], codebook: Codebook, tmp_path: Path
 ) -> None:
@@ -108,14 +114,14 @@ def test_studies_built_from_batches_read_from_the_store_equal_those_of_the_whole
     batches = group_batches(groups, 10)
     assert len(batches) > 3
     built = [stages.studies_stage(stages.study_records(store, b["record_id"], run_id), b, codebook) for b in batches]
-    pd.testing.assert_frame_equal(stages.studies_in_order(built, pd.DataFrame()), whole)
+    pd.testing.assert_frame_equal(_merged(built, pd.DataFrame()), whole)
 
     # reused studies (the cache) land among the built ones in study_id order
     reused = whole.iloc[::3]
     todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]))]
     rebuilt = [stages.studies_stage(stages.study_records(store, b["record_id"], run_id), b, codebook)
                for b in group_batches(todo, 10)]
-    pd.testing.assert_frame_equal(stages.studies_in_order(rebuilt, reused), whole)
+    pd.testing.assert_frame_equal(_merged(rebuilt, reused), whole)
     # ... and so does a study table written part by part as the batches come
     with StudyTableWriter(tmp_path / "studies.parquet", empty=whole.iloc[:0]) as writer:
         for part in stages.studies_merged_in_order(iter(rebuilt), reused.reset_index(drop=True)):
@@ -123,7 +129,7 @@ def test_studies_built_from_batches_read_from_the_store_equal_those_of_the_whole
     assert writer.table.rows == len(whole)
     pd.testing.assert_frame_equal(writer.table.read(), whole)
     # only reused studies, and none at all
-    pd.testing.assert_frame_equal(stages.studies_in_order([], whole), whole)
+    pd.testing.assert_frame_equal(_merged([], whole), whole)
     with StudyTableWriter(tmp_path / "none.parquet", empty=whole.iloc[:0]) as writer:
         pass
     assert len(writer.table) == 0 and writer.table.read().columns.tolist() == whole.columns.tolist()
