@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 # A cell starting with one of these is run as a formula by Excel/LibreOffice (CSV injection).
@@ -44,11 +45,25 @@ def neutralise_cell(value: Any) -> Any:
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """neutralise_cell of every cell; only the few cells that need it are touched (found column by column)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(neutralise_cell)
+        values = out[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            risky = _formula_cells(values)
+            if risky.any():
+                fixed = values.astype(object)
+                fixed[risky] = ["'" + value for value in values[risky].tolist()]
+                out[column] = fixed.astype(values.dtype)
     return out
+
+
+def _formula_cells(values: pd.Series) -> np.ndarray:
+    try:
+        return values.str.startswith(_FORMULA_PREFIXES, na=False).to_numpy(dtype=bool)
+    except AttributeError:  # an object column that is not all text (numbers, lists): cell by cell
+        cells = values.tolist()
+        return np.fromiter((isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) for v in cells), dtype=bool, count=len(cells))
 
 
 CSV_CHUNK_ROWS = 50_000  # rows neutralised and written at a time: a million-row table is never copied whole

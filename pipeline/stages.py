@@ -408,9 +408,15 @@ def study_signatures(corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codeb
     salt = f"{__version__}\x1f{hashlib.sha256(repr(codebook.lenses).encode('utf-8')).hexdigest()}"
     members = groups[["record_id", "duplicate_group"]].merge(corpus[["record_id", "flags"]], on="record_id", how="left")
     members = members.sort_values(["duplicate_group", "record_id"], kind="stable")
-    members["part"] = members["record_id"].astype(str) + "\x1f" + members["flags"].fillna("").astype(str)
-    joined = members.groupby("duplicate_group", sort=True)["part"].agg("\x1e".join)
-    return joined.map(lambda text: hashlib.sha256(f"{salt}\x1e{text}".encode("utf-8")).hexdigest())
+    parts = (members["record_id"].astype(str) + "\x1f" + members["flags"].fillna("").astype(str)).tolist()
+    group = members["duplicate_group"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # each group's members are consecutive now
+    ends = np.r_[starts[1:], len(group)]
+    digests = [
+        hashlib.sha256(f"{salt}\x1e{chr(0x1e).join(parts[a:b])}".encode("utf-8")).hexdigest()
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    return pd.Series(digests, index=pd.Index(group[starts], name="duplicate_group"), name="part")
 
 
 def load_study_cache(path: Path) -> pd.DataFrame | None:
