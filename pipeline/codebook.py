@@ -140,7 +140,9 @@ class Codebook:
     directions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # contrasting/mixed cue phrases
     lenses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # theoretical lens -> phrases
     scope: tuple[str, ...] = ()  # words that put a study in the review's domain; none of them: not coded
-    path: str = ""
+    # Where it was read from, for messages only: not part of what the codebook is, so a review moved to another
+    # folder keeps its coding cache and topic model (their keys hash the repr).
+    path: str = field(default="", repr=False, compare=False)
 
     def code(self, code_id: str) -> Code:
         for code in self.codes:

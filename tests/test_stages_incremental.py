@@ -124,3 +124,24 @@ def test_topics_in_a_child_give_the_suggestions_and_outputs_of_the_stage_in_proc
     assert light.run["model"] == whole.run["model"] == "fitted" and len(whole.study_topics) > 140  # usable abstracts
     again = stages.write_topics_stage(ws, whole, tmp_path / "in_process")
     assert {path.name: path.read_bytes() for path in again} == published
+
+
+def test_a_codebook_moved_to_another_folder_keeps_its_coding_cache_keys_and_topic_fingerprint(tmp_path: Path) -> None:
+    from pipeline.topics import state
+
+    source = REPO / "codebook" / "school_to_school.yaml"
+    moved = tmp_path / "elsewhere" / "school_to_school.yaml"
+    moved.parent.mkdir()
+    shutil.copyfile(source, moved)
+    here, there = load_codebook(source), load_codebook(moved)
+    assert here.path != there.path and here == there
+    studies = pd.DataFrame({"study_id": ["s1"], "title": ["Schools in partnership"], "abstract": ["A study."], "flags": [""]})
+    assert stages.coding_cache_keys(studies, here) == stages.coding_cache_keys(studies, there)
+    settings = {"embedder_tag": "tfidf", "seed": 1, "min_topic_size": 5, "clustering": "hdbscan", "threshold": 0.3,
+                "max_fit_studies": 100}
+    assert state.fingerprint(here, **settings) == state.fingerprint(there, **settings)
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(source.read_text(encoding="utf-8").replace('version: "1.0"', 'version: "1.1"', 1), encoding="utf-8")
+    changed = load_codebook(edited)
+    assert changed.version != here.version
+    assert state.fingerprint(changed, **settings) != state.fingerprint(here, **settings)
