@@ -13,6 +13,13 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+def default_cache_dir() -> Path:
+    """Where derived files shared by every review of this user are kept: REVIEW_CACHE_DIR when set, else
+    ~/.cache/living-review."""
+    env = os.environ.get("REVIEW_CACHE_DIR", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "living-review"
+
+
 # A cell starting with one of these is run as a formula by Excel/LibreOffice (CSV injection).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

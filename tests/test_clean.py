@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import difflib
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -516,3 +517,23 @@ def test_cleaning_the_seeds_and_crossref_twice_changes_nothing():
     records += [_record(abstract=abstract, rid=str(i)) for i, (_, abstract) in enumerate(_all_crossref(), start=100)]
     once = list(clean_records(records))
     assert list(clean_records(once)) == once
+
+
+def test_the_token_table_kept_in_the_user_cache_is_the_one_made_from_the_packages(tmp_path, monkeypatch):
+    from pipeline import clean
+
+    monkeypatch.setenv("REVIEW_CACHE_DIR", str(tmp_path))
+    clean._token_log_probs.cache_clear()
+    try:
+        made = clean._token_log_probs()
+        (kept,) = tmp_path.glob("lexeme-log-probs-*.pickle")
+        clean._token_log_probs.cache_clear()
+        assert clean._token_log_probs() == made and len(made) > 300_000
+        kept.write_bytes(pickle.dumps({"marker": -1.0}))
+        clean._token_log_probs.cache_clear()
+        assert clean._token_log_probs() == {"marker": -1.0}  # read from the cache, not made again
+        kept.write_bytes(b"not a pickle")  # a broken cache file is made again, not trusted
+        clean._token_log_probs.cache_clear()
+        assert clean._token_log_probs() == made and kept.read_bytes() != b"not a pickle"
+    finally:
+        clean._token_log_probs.cache_clear()

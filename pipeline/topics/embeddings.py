@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ReviewError
+from pipeline.io import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,6 @@ _SQL_CHUNK = 500  # keys per IN (...) query: below SQLite's variable limit
 _KEY_BYTES = 16  # 128 bits of sha256: collisions are out of reach at any corpus size
 _RAW_FLOAT16 = 2  # cache row kinds: the encoder's float16 output, normalised when read
 _NORMALISED_FLOAT32 = 4  # or an already normalised float32 vector (MiniLM, and rows of the first cache format)
-
-
-def default_cache_dir() -> Path:
-    """REVIEW_CACHE_DIR when set, else ~/.cache/living-review."""
-    env = os.environ.get("REVIEW_CACHE_DIR", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "living-review"
 
 
 def check_backend(backend: str) -> str:
