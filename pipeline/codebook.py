@@ -493,7 +493,9 @@ def _rule_problems(code: dict[str, Any], where: str, matcher: Any) -> list[str]:
 
 
 def _pattern_matcher() -> Any:
-    import spacy
+    from pipeline.spacy_import import import_spacy
+
+    spacy = import_spacy()
     from spacy.matcher import Matcher
 
     return Matcher(spacy.blank("en").vocab, validate=True)

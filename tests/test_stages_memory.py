@@ -387,3 +387,24 @@ def test_an_update_reads_only_the_new_records_abstracts_and_dedupes_as_if_it_rea
     for name in ("sheet.csv", "records.csv"):
         assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes()
     assert _index_state(tmp_path / "fast" / "pending.index") == _index_state(tmp_path / "slow" / "pending.index")
+
+
+def test_coding_loads_spacy_without_torch_and_torch_still_imports_afterwards() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pipeline.codebook import load_codebook\n"
+        "from pipeline import stages\n"
+        "import pandas as pd\n"
+        f"codebook = load_codebook({str(REPO / 'codebook' / 'school_to_school.yaml')!r})\n"
+        "text = 'Schools that collaborate in a partnership report better teacher practice across the trust. ' * 3\n"
+        "studies = pd.DataFrame({'study_id': ['s'], 'title': ['School partnerships'], 'abstract': [text], 'flags': ['']})\n"
+        "hits = stages.code_stage(studies, codebook).hits\n"
+        "assert len(hits) and 'torch' not in sys.modules, sorted(hits['code'])\n"
+        "import torch, bertopic\n"
+        "print('ok', torch.tensor([1.0]).sum().item())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok 1.0", done.stderr[-2000:]

@@ -7,7 +7,7 @@ kept of them: only the clusters this run formed or changed are walked in Python.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 
 import numpy as np
@@ -42,6 +42,10 @@ class Assembled:
     level: np.ndarray  # each row's link to its canonical record (NO_LINK for canonical rows)
     score: np.ndarray
     canonical: np.ndarray  # the canonical row of each row's group
+    # The result's duplicate_group and match_reason as the Python strings they were made from (the group names
+    # are the record ids' own objects): the index keeps these, not a second copy read back from the frame.
+    group: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    reason: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
 
 
 def assemble(out: Outcome) -> Assembled:
@@ -55,6 +59,7 @@ def assemble(out: Outcome) -> Assembled:
         _judge_cluster(out, rows, group, keep, reason, done)
     columns = {"record_id": out.ids, "id": out.own, "duplicate_group": group.tolist(), "keep": keep.tolist()}
     done.result = pd.DataFrame({**columns, "match_reason": reason.tolist()}, columns=RESULT_COLUMNS)
+    done.group, done.reason = group, reason
     return done
 
 
@@ -179,13 +184,12 @@ def pairs_sheet(out: Outcome, done: Assembled, cache: dict[int, Verdict], decide
 
 def kept_links(done: Assembled) -> Links:
     """What an index keeps of this result for the next run."""
-    result = done.result
     return Links(
-        result["duplicate_group"].tolist(),
-        result["keep"].to_numpy(dtype=bool),
+        done.group.tolist(),
+        done.result["keep"].to_numpy(dtype=bool),
         done.level,
         done.score,
-        result["match_reason"].tolist(),
+        done.reason.tolist(),
     )
 
 
