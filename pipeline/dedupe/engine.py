@@ -100,10 +100,12 @@ def _deduplicate(
     matches = _score(run)
     log.info("dedupe: %d records, %d candidate pairs, %d matches", len(frame), candidates.count, len(matches))
     state = cluster(len(frame), matches, run.verdict, must=must, cannot=cannot, groups=groups or ())
+    del matches  # in the clusters now
     out = _outcome(state, frame, ids, new, old, corpus, must)
     done = assemble(out)
     result = done.result
     result.attrs[PAIRS_ATTR] = pairs_sheet(out, done, run.cache, decided)
+    run.cache.clear()  # every verdict shown is in the pairs now: the index's links are made without them
     if index is not None:
         index.assign(ids, corpus.features, corpus.keys, kept_links(done))
     return result
