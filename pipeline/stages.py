@@ -830,11 +830,14 @@ def topics_stage(studies: StudyTable | pd.DataFrame, codebook: Codebook, workspa
 
     settings = workspace.config.topics
 
+    usable: list[np.ndarray] = []  # per slice, the studies with a usable abstract: worked out in the first pass only
+
     def batches() -> Iterable[pd.DataFrame]:
         # TOPIC_FRAME_ROWS studies at a time, read anew for each pass of the topic model: never every text at once
-        for part in study_slices(studies, ["study_id", "title", "abstract", "flags"], TOPIC_FRAME_ROWS):
-            usable = np.array([not skip_reason(str(a or ""), f) for a, f in zip(part["abstract"], part["flags"])], dtype=bool)
-            yield part[usable].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
+        for number, part in enumerate(study_slices(studies, ["study_id", "title", "abstract", "flags"], TOPIC_FRAME_ROWS)):
+            if number == len(usable):
+                usable.append(np.array([not skip_reason(str(a or ""), f) for a, f in zip(part["abstract"], part["flags"])], dtype=bool))
+            yield part[usable[number]].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
 
     result = model_topics(
         batches,
