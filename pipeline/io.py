@@ -13,6 +13,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+
 def default_cache_dir() -> Path:
     """Where derived files shared by every review of this user are kept: REVIEW_CACHE_DIR when set, else
     ~/.cache/living-review."""
