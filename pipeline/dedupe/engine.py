@@ -15,6 +15,7 @@ from pipeline.dedupe.cluster import Clusters, ExistingGroups, Matches, cluster
 from pipeline.dedupe.decisions import SAME, check_decisions
 from pipeline.dedupe.features import FEATURE_COLUMNS, FEATURE_INPUTS, Features
 from pipeline.dedupe.index import DedupeIndex, Links, paused_gc
+from pipeline.dedupe.normalise import clear_record_caches
 from pipeline.dedupe.scoring import MATCH, MAYBE, NO, Verdict, compare
 from pipeline.errors import ReviewError
 
@@ -91,6 +92,7 @@ def _deduplicate(
         fresh = _only_new(fresh, old)
     decided = check_decisions(decisions) if decisions is not None and len(decisions) else None
     corpus = _corpus(fresh, old, index)
+    clear_record_caches()
     frame, new = _combine(fresh, old)
     ids = frame["record_id"].tolist()
     must, cannot = _decision_pairs(decided, ids)
