@@ -100,6 +100,8 @@ def _later_stages(
 ) -> None:
     """Coding, then topics, then assign and the exports, as flows/review.py runs them (without the commit)."""
     from flows import review as flow_module
+    import pandas as pd
+
     from pipeline import stages
     from pipeline.assign import assign
     from pipeline.ledger import ledger_frame
@@ -114,6 +116,8 @@ def _later_stages(
         conn.execute(coding_cache_table.delete().where(coding_cache_table.c.run_id == run_id))
     with meter.stage("code"):
         coding = flow_module.code(table, codebook, store, run_id, ws.config.batch_size, in_flight)
+        hits_file = stages.put_aside(coding.hits, stages.pending_path(ws, "hits.parquet"))
+        coding.hits = None
         release_memory()
     _report(meter, tree_rss_bytes() / MB)
     if through == "code":
@@ -126,8 +130,7 @@ def _later_stages(
         return
     with meter.stage("assign+export"):
         ledger = ledger_frame(store)
-        machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
-        coding.hits = None
+        machine = assign(pd.read_parquet(hits_file), topic_model.suggestions if topic_model is not None else None)
         assignments = stages.final_assignments(machine, ledger, passed.dedupe.groups)
         prisma = stages.prisma_stage(passed.identified, table, assignments, coding.set_aside)
         agreement = stages.agreement_stage(ledger, machine)

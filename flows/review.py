@@ -240,14 +240,16 @@ def _review_body(workspace: str) -> dict[str, Any]:
         release_memory()
     with meter.stage("code", records=len(table)):
         coding = code(table, codebook, store, run.run_id, ws.config.batch_size, in_flight)
+        hits_file, n_hits = stages.put_aside(coding.hits, stages.pending_path(ws, "hits.parquet")), len(coding.hits)
+        coding.hits = stages.empty_like(coding.hits)  # on disk until assign: the topic model's child needs the room
         release_memory()  # the batches' texts and parses
     with meter.stage("topics", records=len(table)):
         topic_model = topics(table, codebook, ws) if ws.config.topics.enabled else None
         release_memory()
-    with meter.stage("assign", records=len(coding.hits)):
+    with meter.stage("assign", records=n_hits):
         ledger = ledger_frame(store)
-        machine = assign(coding.hits, topic_model.suggestions if topic_model is not None else None)
-        coding.hits = stages.empty_like(coding.hits)  # every hit lives on in `machine`
+        machine = assign(pd.read_parquet(hits_file), topic_model.suggestions if topic_model is not None else None)
+        hits_file.unlink()
         assignments = stages.final_assignments(machine, ledger, deduped.groups)
         prisma = stages.prisma_stage(identified, table, assignments, coding.set_aside)
     logger.info("code: %d assignments over %d studies; PRISMA included %d", len(assignments), len(table), prisma["included"])

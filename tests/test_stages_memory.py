@@ -408,3 +408,13 @@ def test_coding_loads_spacy_without_torch_and_torch_still_imports_afterwards() -
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok 1.0", done.stderr[-2000:]
+
+
+def test_hits_put_aside_on_disk_come_back_equal(staged: tuple[str, str], codebook: Codebook, tmp_path: Path) -> None:
+    whole, _ = _whole_studies(*staged, codebook)
+    hits = stages.code_stage(whole, codebook).hits
+    assert len(hits) > 10 and hits["evidence"].str.len().max() > 100
+    path = stages.put_aside(hits, tmp_path / "pending" / "hits.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(path), hits)
+    empty = stages.put_aside(stages.empty_like(hits), tmp_path / "none.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(empty), stages.empty_like(hits))
