@@ -71,7 +71,8 @@ def _formula_cells(values: pd.Series) -> np.ndarray:
         return values.str.startswith(_FORMULA_PREFIXES, na=False).to_numpy(dtype=bool)
     except AttributeError:  # an object column that is not all text (numbers, lists): cell by cell
         cells = values.tolist()
-        return np.fromiter((isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) for v in cells), dtype=bool, count=len(cells))
+        risky = (isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) for v in cells)
+        return np.fromiter(risky, dtype=bool, count=len(cells))
 
 
 CSV_CHUNK_ROWS = 50_000  # rows neutralised and written at a time: a million-row table is never copied whole
