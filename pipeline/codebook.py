@@ -13,6 +13,7 @@ Problems are located as ``codes -> barriers.funding -> patterns -> 2: unknown to
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,11 @@ class Codebook:
     # Where it was read from, for messages only: not part of what the codebook is, so a review moved to another
     # folder keeps its coding cache and topic model (their keys hash the repr).
     path: str = field(default="", repr=False, compare=False)
+
+    def fingerprint(self) -> str:
+        """A hash of everything the codebook says (its repr: every code, rule and cue; not its path): the coding
+        cache and the topic model are keyed by it, so any edit invalidates them."""
+        return hashlib.sha256(repr(self).encode("utf-8")).hexdigest()
 
     def code(self, code_id: str) -> Code:
         for code in self.codes:

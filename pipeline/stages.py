@@ -332,18 +332,19 @@ def _abstract_keys(store: Store, run_id: str | None, record_ids: pd.Series, inde
     new records after that), a chunk at a time."""
     from pipeline.dedupe.features import abstract_keys
 
-    found = index.abstract_keys_of(record_ids.tolist())
-    missing = [rid for rid in record_ids.tolist() if rid not in found]
+    ids = record_ids.tolist()
+    found = index.abstract_keys_of(ids)
+    missing = [rid for rid in ids if rid not in found]
     shared: dict[Any, Any] = {}
-    if len(missing) == len(record_ids):  # the whole corpus: one streamed pass (no list of ids to send)
+    if len(missing) == len(ids):  # the whole corpus: one streamed pass (no list of ids to send)
         chunks = store.iter_record_projection(["record_id", "abstract"], run_id=run_id)
     else:
         chunks = iter([store.record_projection_of(missing, ["record_id", "abstract"], run_id=run_id)])
     for chunk in chunks:
         found.update(zip(chunk["record_id"].tolist(), abstract_keys(chunk["abstract"].tolist(), shared), strict=True))
-    if not found.keys() >= set(record_ids.tolist()):
+    if any(rid not in found for rid in missing):
         raise ReviewError("The store changed while the run read it (a record vanished); run the review again.")
-    return pd.Series([found[rid] for rid in record_ids.tolist()], index=record_ids.index, dtype=object)
+    return pd.Series([found[rid] for rid in ids], index=record_ids.index, dtype=object)
 
 
 def load_dedupe_index(path: Path) -> Any:
@@ -412,10 +413,8 @@ def study_signatures(corpus: pd.DataFrame, groups: pd.DataFrame, codebook: Codeb
     group = members["duplicate_group"].to_numpy(dtype=object)
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # each group's members are consecutive now
     ends = np.r_[starts[1:], len(group)]
-    digests = [
-        hashlib.sha256(f"{salt}\x1e{chr(0x1e).join(parts[a:b])}".encode("utf-8")).hexdigest()
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-    ]
+    joined = ("\x1e".join(parts[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True))
+    digests = [hashlib.sha256(f"{salt}\x1e{text}".encode("utf-8")).hexdigest() for text in joined]
     return pd.Series(digests, index=pd.Index(group[starts], name="duplicate_group"), name="part")
 
 
@@ -525,15 +524,11 @@ class CodingTally:
 
 def coding_cache_keys(studies: pd.DataFrame, codebook: Codebook) -> list[str]:
     # The codebook's full repr (every code, rule and cue) is deterministic: any edit changes the key.
-    salt = f"{__version__}\x1f{codebook_fingerprint(codebook)}"
+    salt = f"{__version__}\x1f{codebook.fingerprint()}"
     return [
         hashlib.sha256("\x1f".join((salt, str(t or ""), str(a or ""), str(f or ""))).encode("utf-8")).hexdigest()
         for t, a, f in zip(studies["title"], studies["abstract"], studies["flags"])
     ]
-
-
-def codebook_fingerprint(codebook: Codebook) -> str:
-    return hashlib.sha256(repr(codebook).encode("utf-8")).hexdigest()
 
 
 _ENGINE_LOCK = threading.Lock()
@@ -543,7 +538,7 @@ _ENGINES: dict[str, Any] = {}  # codebook fingerprint -> compiled rule engine, o
 def _engine_for(codebook: Codebook) -> Any:
     from pipeline.rules import build_engine
 
-    fingerprint = codebook_fingerprint(codebook)
+    fingerprint = codebook.fingerprint()
     if fingerprint not in _ENGINES:
         _ENGINES.clear()
         _ENGINES[fingerprint] = build_engine(codebook)

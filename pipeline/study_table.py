@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +147,7 @@ class SpilledTexts:
     of the display would decode every abstract a dozen times. Missing values read back as ''.
     """
 
-    def __init__(self, values: Iterator[list[str]]) -> None:
+    def __init__(self, values: Iterable[list[str]]) -> None:
         self._file = tempfile.TemporaryFile(prefix="living-review-texts-")
         lengths: list[np.ndarray] = []
         for part in values:

@@ -96,7 +96,7 @@ def fingerprint(
         "clustering": clustering,
         "map_threshold": threshold,
         "max_fit_studies": max_fit_studies,
-        "codebook": hashlib.sha256(repr(codebook).encode("utf-8")).hexdigest(),
+        "codebook": codebook.fingerprint(),
         "libraries": {name: _version(name) for name in _LIBRARIES},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
