@@ -17,6 +17,7 @@ workspace you want to keep. Nothing is committed to the store.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -73,7 +74,6 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
             stages.corpus_pass, ws.store_url, run_id, codebook, cache / stages.DEDUPE_INDEX_NAME,
             stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), stages.pending_path(ws, "records.csv"), sheet_csv,
         )
-        previous = stages.previous_state(store)
     _report(meter, tree_rss_bytes() / MB)
     with meter.stage("studies"):
         table = flow_module.studies_in_batches(
@@ -85,7 +85,7 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
         release_memory()
     digests["studies"] = _table_digest(table)
     _report(meter, tree_rss_bytes() / MB)
-    print(f"counts {passed.dedupe.counts}; previous groups {len(previous.groups)}", flush=True)
+    print(f"counts {passed.dedupe.counts}", flush=True)
     print(f"digests: groups {_digest(passed.dedupe.groups)}, sheet {_file_digest(sheet_csv)}, "
           f"studies {digests['studies']}, signatures {digests['signatures']}, "
           f"identified {_digest(sorted(passed.identified.items()))}", flush=True)
@@ -143,7 +143,38 @@ def _later_stages(
 def _report(meter: Any, rss_after_mb: float) -> None:
     row = meter.table()[-1]
     print(f"{row['stage']}: {row['seconds']:.1f} s, CPU {row['cpu_seconds']:.1f} s, "
-          f"tree peak {row['peak_rss_mb']:,.0f} MB, tree RSS after {rss_after_mb:,.0f} MB", flush=True)
+          f"tree peak {row['peak_rss_mb']:,.0f} MB, tree RSS after {rss_after_mb:,.0f} MB ({_rss_by_process()})",
+          flush=True)
+
+
+def _rss_by_process() -> str:
+    """Each process of the tree's RSS after a step (this flow first, then e.g. Prefect's server): which one keeps it."""
+    from pipeline.metrics import MB, tree_rss_bytes
+
+    own = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    parts = [f"flow {own / MB:,.0f} MB"]
+    parts += [f"{_process_name(pid)} {tree_rss_bytes(pid) / MB:,.0f} MB" for pid in _children()]
+    return ", ".join(parts)
+
+
+def _children() -> list[int]:
+    from pipeline.metrics import tree_pids
+
+    own = os.getpid()
+    return [pid for pid in tree_pids() if pid != own and _parent(pid) == own]
+
+
+def _parent(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return -1
+
+
+def _process_name(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return "prefect server" if "uvicorn" in command or "prefect" in command else f"pid {pid}"
+    return f"pid {pid}"
 
 
 def _begin_run(store: Any) -> str:

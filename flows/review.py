@@ -226,7 +226,6 @@ def _review_body(workspace: str) -> dict[str, Any]:
         )
         deduped, identified = passed.dedupe, passed.identified
         release_memory()  # the buffers the result came back in
-        previous = stages.previous_state(store)
         stage.records = deduped.counts["records"]
     logger.info("dedupe: %s", deduped.counts)
     with meter.stage("studies", records=deduped.counts["records"]):
@@ -266,6 +265,9 @@ def _review_body(workspace: str) -> dict[str, Any]:
         "topics": _topic_counts(topic_model),
     }
     with meter.stage("commit", records=ingested.records_new):
+        # The last run's groups and codes are read only now (nothing is committed before this): an update of a
+        # large review does not carry a second copy of them through studies, coding and topics.
+        previous = stages.previous_state(store)
         changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=ingested.records_new)
         run.counts["changes"] = changes["counts"]
         run.counts["code"]["rules_ran_on"] = coding.coded_now

@@ -418,3 +418,21 @@ def test_hits_put_aside_on_disk_come_back_equal(staged: tuple[str, str], codeboo
     pd.testing.assert_frame_equal(pd.read_parquet(path), hits)
     empty = stages.put_aside(stages.empty_like(hits), tmp_path / "none.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(empty), stages.empty_like(hits))
+
+
+@pytest.mark.parametrize(("variable", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_arrow_buffers_come_from_the_system_allocator_unless_the_user_chose_one(variable: str | None, expected: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
+    if variable:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = variable
+    script = (
+        "import pyarrow, pandas, pipeline\n"
+        "frame = pandas.DataFrame({'t': pandas.array(['a' * 100] * 1000, dtype='str')})\n"
+        "print(pyarrow.default_memory_pool().backend_name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr[-2000:]
