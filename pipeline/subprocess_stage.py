@@ -4,19 +4,22 @@ glibc keeps the arenas a large computation grew (a million-record dedupe: ~2 GB)
 so a stage run in the flow's own process leaves its peak resident for every later stage. `run_in_child`
 runs a function in a fresh "spawn" process (a fork of a process with Prefect's threads is not safe) and
 returns its result; the function should read what it needs itself (e.g. from the store) and return only
-small results. The child's log records are replayed in this process, so they reach Prefect's logger.
+small results. The child's log records are relayed to this process as they are made, so they reach Prefect's logger.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import gc
 import logging
+import logging.handlers
 import multiprocessing
 import pickle
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,44 +38,58 @@ def run_in_child(function: Callable[..., Result], *args: Any, **kwargs: Any) -> 
 
     `function` and its arguments must be picklable (a module-level function); so must its result. The result
     is pickled into a temporary file and loaded here once the child has exited, so the child's memory and the
-    result's copy here are never held at the same time (sent through a pipe, both ends would hold it).
+    result's copy here are never held at the same time (sent through a pipe, both ends would hold it). The
+    child's log records reach this process's loggers as they are made (a stage's progress lines, live).
     """
     context = multiprocessing.get_context("spawn")
+    records = context.Queue()
+    relay = _LogRelay(records)
     with tempfile.TemporaryDirectory(prefix="living-review-stage-") as folder:
         path = Path(folder) / "result.pickle"
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            records = pool.submit(_call_logging, function, args, kwargs, path).result()
-        for name, level, message in records:
-            logging.getLogger(name).log(level, "%s", message)
+        try:
+            with ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_forward_logs, initargs=(records,)
+            ) as pool:
+                pool.submit(_call, function, args, kwargs, path).result()
+        finally:
+            relay.close()  # the child has exited: every record it sent is in the queue, before the end marker
         with path.open("rb") as handle:
             return pickle.load(handle)
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[tuple[str, int, str]] = []
+class _LogRelay:
+    """A thread that logs here, as it arrives, each record the child sends. It runs in a copy of the caller's
+    context, so Prefect's log handler sees the flow run the records belong to."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((record.name, record.levelno, record.getMessage()))
+    def __init__(self, records: Any) -> None:
+        self.records = records
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._relay,), name="child-log-relay", daemon=True
+        )
+        self.thread.start()
+
+    def _relay(self) -> None:
+        while (record := self.records.get()) is not None:
+            logging.getLogger(record.name).log(record.levelno, "%s", record.getMessage())
+
+    def close(self) -> None:
+        self.records.put(None)
+        self.thread.join()
+        self.records.close()
 
 
-def _call_logging(
-    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], path: Path
-) -> list[tuple[str, int, str]]:
-    """In the child: run the function, pickle its result into `path` and return what it logged (to be replayed
-    by the parent)."""
-    handler = _Collect()
+def _forward_logs(records: Any) -> None:
+    """In the child, first: send this package's log records (INFO and up) to the parent."""
     logger = logging.getLogger(LOGGED_PACKAGE)
-    logger.addHandler(handler)
+    logger.addHandler(logging.handlers.QueueHandler(records))
     logger.setLevel(logging.INFO)
-    try:
-        result = function(*args, **kwargs)
-        with path.open("wb") as handle:
-            pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        logger.removeHandler(handler)
-    return handler.records
+
+
+def _call(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], path: Path) -> None:
+    """In the child: run the function and pickle its result into `path`."""
+    result = function(*args, **kwargs)
+    with path.open("wb") as handle:
+        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def release_memory() -> None:

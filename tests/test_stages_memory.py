@@ -282,6 +282,42 @@ def test_run_in_child_replays_the_childs_log_and_raises_its_errors(caplog: pytes
     release_memory()  # harmless wherever it runs
 
 
+def _wait_for_flag(flag: str) -> bool:
+    """Logs that it waits, then waits (at most a minute) for the parent to create `flag` on seeing that line."""
+    import time
+
+    logging.getLogger("pipeline.topics").info("waiting for %s", Path(flag).name)
+    for _ in range(600):
+        if Path(flag).exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_run_in_child_relays_the_childs_log_while_it_runs(tmp_path: Path) -> None:
+    """The child's progress reaches the flow's log as it is made, not when the child ends: here the child waits
+    for an answer to its own log line, which only a live relay can give."""
+    flag = tmp_path / "seen"
+    seen: list[tuple[str, int, str]] = []
+
+    class Answer(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.name, record.levelno, record.getMessage()))
+            if record.getMessage() == "waiting for seen":
+                flag.touch()
+
+    logger = logging.getLogger("pipeline")
+    handler, level = Answer(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert run_in_child(_wait_for_flag, str(flag)) is True
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert seen == [("pipeline.topics", logging.INFO, "waiting for seen")]
+
+
 def test_a_study_table_whose_writing_fails_leaves_no_file(tmp_path: Path) -> None:
     studies = pd.DataFrame({"study_id": ["s1", "s2"], "title": ["A", "B"]})
     target = tmp_path / "studies.parquet"
