@@ -83,28 +83,25 @@ def topics(studies: StudyTable, codebook: Codebook, workspace: Workspace) -> Any
 def ingest_and_clean(store: Store, run: RunRecord, ws: Workspace, harvested: stages.IngestResult) -> IngestTotals:
     """Stream the new files in batches: read (here), clean (mapped), stage into the store (here, in order)."""
     totals = IngestTotals()
-    window: deque[tuple[IngestBatch, Any]] = deque()
-    limit = IN_FLIGHT_PER_WORKER * ws.config.runner.workers
-    with stage_progress("ingest", None) as advance:
+    submitted: deque[IngestBatch] = deque()
+
+    def batches() -> Iterator[IngestBatch]:
         if harvested.records:
-            batch = IngestBatch(harvested.records, harvested.record_input, harvested.new_inputs)
-            window.append((batch, clean.submit(batch.records)))
-        for batch in iter_ingest_batches(ws.input_files(), store.known_input_hashes(), ws.config.batch_size):
-            window.append((batch, clean.submit(batch.records)))
-            while len(window) >= limit:
-                advance(_stage_oldest(store, run, window, totals))
-        while window:
-            advance(_stage_oldest(store, run, window, totals))
+            yield IngestBatch(harvested.records, harvested.record_input, harvested.new_inputs)
+        yield from iter_ingest_batches(ws.input_files(), store.known_input_hashes(), ws.config.batch_size)
+
+    def submit(batch: IngestBatch) -> Any:
+        submitted.append(batch)
+        return clean.submit(batch.records)
+
+    with stage_progress("ingest", None) as advance:
+        for cleaned in in_order(submit, batches(), IN_FLIGHT_PER_WORKER * ws.config.runner.workers):
+            batch = submitted.popleft()
+            store.stage_records(run.run_id, cleaned, batch.record_input)
+            store.stage_inputs(run.run_id, batch.new_inputs)
+            totals.add(batch)
+            advance(len(cleaned))
     return totals
-
-
-def _stage_oldest(store: Store, run: RunRecord, window: deque[tuple[IngestBatch, Any]], totals: IngestTotals) -> int:
-    batch, future = window.popleft()
-    cleaned = future.result()
-    store.stage_records(run.run_id, cleaned, batch.record_input)
-    store.stage_inputs(run.run_id, batch.new_inputs)
-    totals.add(batch)
-    return len(cleaned)
 
 
 def studies_in_batches(
