@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline import stages
 from pipeline.assign import assign
 from pipeline.batches import IngestBatch, IngestTotals, clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
+from pipeline.clean import release_caches as release_cleaning_caches
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.ledger import ledger_frame
 from pipeline.metrics import StageMeter
@@ -208,7 +209,8 @@ def _review_body(workspace: str) -> dict[str, Any]:
     with meter.stage("ingest+clean") as stage:
         ingested = ingest_and_clean(store, run, ws, harvested)
         flag_truncated_prefixes_in_store(store, run.run_id)
-        release_memory()  # the batches' texts: the flow waits on the dedupe child next
+        release_cleaning_caches()
+        release_memory()  # the batches' texts and cleaning's tables: the flow waits on the dedupe child next
         stage.records = ingested.records_new
     logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), ingested.counts())
 

@@ -537,3 +537,16 @@ def test_the_token_table_kept_in_the_user_cache_is_the_one_made_from_the_package
         assert clean._token_log_probs() == made and kept.read_bytes() != b"not a pickle"
     finally:
         clean._token_log_probs.cache_clear()
+
+
+def test_released_caches_are_emptied_and_cleaning_after_them_gives_the_same_records():
+    import pipeline.clean as clean_module
+
+    seeds = [record for prefix in ("000", "002") for record in _seed_records(prefix)]
+    first = list(clean_records([dataclasses.replace(record) for record in seeds]))
+    memos = [memo for memo in vars(clean_module).values() if hasattr(memo, "cache_info")]
+    assert clean_module._split_word.cache_info().currsize and clean_module._clean_keyword.cache_info().currsize
+    clean_module.release_caches()
+    assert [memo.cache_info().currsize for memo in memos] == [0] * len(memos)
+    again = list(clean_records([dataclasses.replace(record) for record in seeds]))
+    assert again == first and any("words_split" in record.flags for record in again)
