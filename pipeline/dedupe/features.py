@@ -152,11 +152,18 @@ def _chunks(frame: pd.DataFrame) -> Iterator[dict[str, list[Any]]]:
         yield chunk
 
 
+_MEMOISED_KEYS = (nz.title_key, nz.author_key, nz.venue_key)
+_UNMEMOISED_KEYS = (nz.title_key.__wrapped__, nz.author_key.__wrapped__, nz.venue_key.__wrapped__)
+
+
 class Features:
     """Normalised fields of every record, as plain lists indexed by row position (fast in loops)."""
 
-    def __init__(self, frame: pd.DataFrame | None = None) -> None:
+    def __init__(self, frame: pd.DataFrame | None = None, *, memo: bool = True) -> None:
+        """`memo=False` for a few records read once (a study's members): the normalisers' memo tables, kept for
+        the life of the process, would otherwise fill with every record of the corpus (~0.5 GB at a million)."""
         self.size = 0
+        self._keys = _MEMOISED_KEYS if memo else _UNMEMOISED_KEYS
         self.title: list[nz.TitleKey] = []
         self.authors: list[nz.AuthorKey] = []
         self.doi: list[str] = []  # '' for a container DOI
@@ -196,13 +203,14 @@ class Features:
 
     def _add_chunk(self, chunk: dict[str, list[Any]], pool: _Pool) -> list[str]:
         """Per-record features of one chunk; returns the chunk's normalised DOIs (containers not yet known)."""
-        titles = [pool(nz.title_key(nz.text(v))) for v in chunk["title"]]
+        title_key, author_key, venue_key = self._keys
+        titles = [pool(title_key(nz.text(v))) for v in chunk["title"]]
         years = [pool(nz.normalise_year(v)) for v in chunk["year"]]
-        venues = [pool(nz.venue_key(nz.text(v))) for v in chunk["venue"]]
+        venues = [pool(venue_key(nz.text(v))) for v in chunk["venue"]]
         doc_types = [nz.text(v) for v in chunk["doc_type"]]
         pages = [pool(nz.normalise_pages(v)) for v in chunk["pages"]]
         self.title.extend(titles)
-        self.authors.extend(pool.authors(nz.author_key(nz.text(v))) for v in chunk["authors"])
+        self.authors.extend(pool.authors(author_key(nz.text(v))) for v in chunk["authors"])
         self.year.extend(years)
         self.venue.extend(venues)
         # A volume equal to the record's year is the year put in the volume field ('2016' vs '94'): no volume.
@@ -347,6 +355,7 @@ class Features:
         self.page_range = _PageRanges(self.pages)
         self._venue_ids = state.get("venue_ids") or self._venue_ids_of(self.venue, self.venue_id)
         self._venue_pairs = {}
+        self._keys = _MEMOISED_KEYS  # dedupe's own features (an index, a reordered corpus)
 
     @staticmethod
     def _venue_ids_of(venues: list[nz.VenueKey], ids: list[int]) -> dict[nz.VenueKey, int]:

@@ -149,7 +149,7 @@ def merge_group_fields(group: pd.DataFrame) -> dict[str, Any]:
 
 
 def _merge_order(frame: pd.DataFrame) -> list[int]:
-    features = Features(frame)
+    features = Features(frame, memo=False)
     keep = (
         [str(v).strip().lower() in {"true", "1"} for v in frame["keep"]]
         if "keep" in frame.columns
