@@ -55,7 +55,6 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
     from flows import review as flow_module
     from pipeline import stages
     from pipeline.codebook import load_codebook
-    from pipeline.dedupe.normalise import clear_record_caches
     from pipeline.metrics import MB, StageMeter, tree_rss_bytes
     from pipeline.store import open_store
     from pipeline.subprocess_stage import release_memory, run_in_child
@@ -83,7 +82,6 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
         )
         digests = {"signatures": _digest(passed.signatures.reset_index())}
         passed.signatures = None  # as the flow lets them go
-        clear_record_caches()
         release_memory()
     digests["studies"] = _table_digest(table)
     _report(meter, tree_rss_bytes() / MB)

@@ -23,7 +23,6 @@ from pipeline.assign import assign
 from pipeline.batches import IngestBatch, IngestTotals, clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
 from pipeline.clean import release_caches as release_cleaning_caches
 from pipeline.codebook import Codebook, load_codebook
-from pipeline.dedupe.normalise import clear_record_caches
 from pipeline.ledger import ledger_frame
 from pipeline.metrics import StageMeter
 from pipeline.progress import stage_progress
@@ -236,7 +235,6 @@ def _review_body(workspace: str) -> dict[str, Any]:
             ws.config.batch_size, study_cache, stages.pending_path(ws, stages.STUDY_CACHE_NAME), in_flight,
         )
         del passed  # the signatures are in the table now
-        clear_record_caches()  # building studies ranks each group's records by dedupe's features, memoised
         release_memory()
     with meter.stage("code", records=len(table)):
         coding = code(table, codebook, store, run.run_id, ws.config.batch_size, in_flight)

@@ -354,9 +354,9 @@ _SUBTITLE = re.compile(r"\s*(?::|\s-{1,2}\s|\s–\s|\s—\s|\?|\.\s)\s*")
 
 
 def clear_record_caches() -> None:
-    """Drop the memo tables of the per-record normalisers once the features are built (dedupe's, or those
-    building studies ranks each group's records by): they keep every raw title, author list and venue they saw as
-    a key, with its key object (a million records: ~0.5 GB), and nothing reads them afterwards."""
+    """Drop the memo tables of the per-record normalisers once the features are built: they keep every raw title,
+    author list and venue they saw as a key, with its key object (a million records: ~0.5 GB), and nothing reads
+    them afterwards."""
     for cached in (title_key, author_key, venue_key):
         cached.cache_clear()
 
