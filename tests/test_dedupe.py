@@ -226,6 +226,22 @@ def test_special_cases_set_gives_exactly_the_gold_clusters() -> None:
     assert group_of(result, "id_0000003") == {"id_0000003"}
 
 
+def test_unmemoised_features_are_the_same_and_leave_the_memo_tables_alone() -> None:
+    """A study's members are ranked with Features(memo=False): in the flow's process the memo tables would keep
+    every record of the corpus. Same features, nothing added to the tables."""
+    raw = pd.read_csv(DATA / "special_cases_records.csv", dtype=str, keep_default_na=False)
+    frame = bibtex_frame(raw, raw["ID"], "special_cases")
+    nz.clear_record_caches()
+    plain = Features(frame, memo=False)
+    memos = (nz.title_key, nz.author_key, nz.venue_key)
+    assert [memo.cache_info().currsize for memo in memos] == [0, 0, 0]
+    memoised = Features(frame)
+    assert all(memo.cache_info().currsize for memo in memos)
+    assert plain.size == memoised.size == len(frame) > 10
+    assert plain.__getstate__() == memoised.__getstate__()
+    assert [plain.completeness(r) for r in range(plain.size)] == [memoised.completeness(r) for r in range(plain.size)]
+
+
 @pytest.mark.parametrize("name", ["stroke", "cytology_screening"])
 def test_a_real_benchmark_set_has_no_false_merges(name: str) -> None:
     raw = pd.read_csv(SHARED / name / "records_pre_merged.csv", dtype=str, keep_default_na=False)
