@@ -402,11 +402,19 @@ class Store:
         with self.engine.connect() as conn:
             return _run_status(conn, run_id)
 
-    def table_frame(self, table: sa.Table) -> pd.DataFrame:
-        """A whole (small, derived) table as a frame, in primary-key order."""
+    def table_frame(self, table: sa.Table, *, rows_per_read: int = _PROJECTION_CHUNK) -> pd.DataFrame:
+        """A whole derived table as a frame, in primary-key order, read `rows_per_read` rows at a time: a million
+        groups or codes never exist as Python rows all at once (~1.5 GB), only as the frame's columns."""
+        columns = [c.name for c in table.columns]
+        query = sa.select(table).order_by(*table.primary_key.columns)
+        parts = []
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings().all()
-        return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
+            for rows in conn.execution_options(yield_per=rows_per_read).execute(query).partitions():
+                parts.append(pd.DataFrame.from_records([tuple(row) for row in rows], columns=columns))
+        if not parts:
+            return pd.DataFrame(columns=columns)
+        # A part whose column is all empty has it as objects: typed again over the whole column, as read at once.
+        return pd.concat(parts, ignore_index=True).infer_objects() if len(parts) > 1 else parts[0]
 
     def cached_hits(self, keys: set[str]) -> dict[str, str]:
         """Cached rule hits (JSON) for the given cache keys that committed runs stored (a running run's staged
@@ -805,11 +813,13 @@ def _write_run_row(conn: Connection, run: RunRecord, begun: bool) -> None:
 
 
 def _replace(conn: Connection, table: sa.Table, frame: pd.DataFrame, run_id: str) -> None:
+    """The table's rows become the frame's, inserted a slice at a time: a million rows as Python dicts at once
+    would take ~1.5 GB."""
     columns = [c.name for c in table.columns if c.name != "run_id"]
     conn.execute(table.delete())
-    rows = [{**row, "run_id": run_id} for row in frame[columns].to_dict("records")]
-    if rows:
-        conn.execute(table.insert(), rows)
+    for start in range(0, len(frame), _PROJECTION_CHUNK):
+        part = frame.iloc[start : start + _PROJECTION_CHUNK][columns]
+        conn.execute(table.insert(), [{**row, "run_id": run_id} for row in part.to_dict("records")])
 
 
 def _record_json(fields: Mapping[str, Any]) -> str:
