@@ -151,9 +151,9 @@ def _rss_by_process() -> str:
     """Each process of the tree's RSS after a step (this flow first, then e.g. Prefect's server): which one keeps it."""
     from pipeline.metrics import MB, tree_rss_bytes
 
-    own = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    parts = [f"flow {own / MB:,.0f} MB"]
-    parts += [f"{_process_name(pid)} {tree_rss_bytes(pid) / MB:,.0f} MB" for pid in _children()]
+    children = {pid: tree_rss_bytes(pid) for pid in _children()}
+    own = tree_rss_bytes() - sum(children.values())
+    parts = [f"flow {own / MB:,.0f} MB"] + [f"{_process_name(pid)} {rss / MB:,.0f} MB" for pid, rss in children.items()]
     return ", ".join(parts)
 
 

@@ -210,8 +210,8 @@ def _review_body(workspace: str) -> dict[str, Any]:
         ingested = ingest_and_clean(store, run, ws, harvested)
         flag_truncated_prefixes_in_store(store, run.run_id)
         release_cleaning_caches()
-        store.engine.dispose()  # the pooled connections' page caches (SQLite: 32 MB each); reopened when needed
-        release_memory()  # the batches' texts and cleaning's tables: the flow waits on the dedupe child next
+        store.close_connections()
+        release_memory()  # the batches' texts, cleaning's tables, the page caches: the flow waits on the dedupe child
         stage.records = ingested.records_new
     logger.info("harvest: %d new record(s); ingest: %s", len(harvested.records), ingested.counts())
 

@@ -316,7 +316,7 @@ def corpus_pass(
         signatures = study_signatures(frame, deduped.groups, codebook)
         deduped.records = empty_like(frame)
     finally:
-        store.engine.dispose()
+        store.close_connections()
     return CorpusPass(dedupe=deduped, identified=identified, signatures=signatures)
 
 

@@ -402,6 +402,10 @@ class Store:
         with self.engine.connect() as conn:
             return _run_status(conn, run_id)
 
+    def close_connections(self) -> None:
+        """Close the pooled connections (and with them SQLite's page caches, 32 MB each); the next query reopens one."""
+        self.engine.dispose()
+
     def table_frame(self, table: sa.Table, *, rows_per_read: int = _PROJECTION_CHUNK) -> pd.DataFrame:
         """A whole derived table as a frame, in primary-key order, read `rows_per_read` rows at a time: a million
         groups or codes never exist as Python rows all at once (~1.5 GB), only as the frame's columns."""
