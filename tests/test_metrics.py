@@ -105,3 +105,16 @@ def test_the_proc_scan_fallback_finds_the_same_tree() -> None:
         assert child.pid in tree_pids()
     finally:
         child.communicate(b"")
+
+
+def test_the_sampler_walks_the_tree_every_few_samples_and_reads_rss_at_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    walks: list[int] = []
+    reads: list[int] = []
+    monkeypatch.setattr(metrics, "tree_pids", lambda pid: walks.append(pid) or [pid])
+    monkeypatch.setattr(metrics, "_rss", lambda pid: reads.append(pid) or 7 * MB)
+    sampler = metrics.RssSampler(pid=12345)
+    samples = [sampler.sample() for _ in range(2 * metrics.TREE_WALK_EVERY)]
+    assert samples == [7 * MB] * len(samples)
+    assert len(walks) == 2 and len(reads) == len(samples)
+    sampler.sample(walk=True)
+    assert len(walks) == 3
