@@ -271,7 +271,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
         changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=ingested.records_new)
         run.counts["changes"] = changes["counts"]
         run.counts["code"]["rules_ran_on"] = coding.coded_now
-        store.commit_run(run, groups=deduped.groups, assignments=machine)  # the coding cache is staged already
+        store.commit_run(run, groups=deduped.groups, assignments=machine, previous=previous)  # coding cache: staged
         # Caches after the commit: they describe committed data (each also checks itself when loaded).
         table = StudyTable(stages.publish(table.path, study_cache), len(table))
         stages.publish(stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), dedupe_index)

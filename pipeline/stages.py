@@ -27,7 +27,7 @@ from pipeline.errors import ReviewError
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
-from pipeline.store import InputEntry, RunRecord, Store, utc_now
+from pipeline.store import DerivedTables, InputEntry, RunRecord, Store, utc_now
 from pipeline.study_table import SpilledTexts, StudyTable, study_columns, study_slices
 from pipeline.workspace import Workspace
 
@@ -737,22 +737,13 @@ def merge_ingests(first: IngestResult, second: IngestResult) -> IngestResult:
     )
 
 
-@dataclass
-class PreviousState:
-    """What the store held before this run: the last run's studies and code assignments."""
-
-    groups: pd.DataFrame
-    assignments: pd.DataFrame
-
-
-def previous_state(store: Store) -> PreviousState:
-    from pipeline.store import assignments_table, groups_table
-
-    return PreviousState(groups=store.table_frame(groups_table), assignments=store.table_frame(assignments_table))
+def previous_state(store: Store) -> DerivedTables:
+    """The last run's groups and codes (changes_since compares with them; commit_run writes only what differs)."""
+    return store.derived_tables()
 
 
 def changes_since(
-    previous: PreviousState,
+    previous: DerivedTables,
     groups: pd.DataFrame,
     assignments: pd.DataFrame,
     prisma: dict[str, Any],

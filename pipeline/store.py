@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
@@ -238,6 +239,16 @@ _ROW_COLUMNS.update({name: name for name in _COLUMN_FIELDS})
 _DATA_LABEL = "record_json"
 
 
+@dataclass
+class DerivedTables:
+    """The dedup groups and machine codes as committed runs left them, and how many runs had committed when
+    they were read: given back to commit_run, it writes only the rows that differ, unless a run committed since."""
+
+    groups: pd.DataFrame
+    assignments: pd.DataFrame
+    committed_runs: int
+
+
 class Store:
     """Thin wrapper over a SQLAlchemy engine; create with `open_store(url)`."""
 
@@ -419,6 +430,13 @@ class Store:
             return pd.DataFrame(columns=columns)
         # A part whose column is all empty has it as objects: typed again over the whole column, as read at once.
         return pd.concat(parts, ignore_index=True).infer_objects() if len(parts) > 1 else parts[0]
+
+    def derived_tables(self) -> DerivedTables:
+        """The derived tables as committed now (the count is read first: a commit in between makes it stale,
+        never the tables older than it says)."""
+        with self.engine.connect() as conn:
+            committed = _committed_runs(conn)
+        return DerivedTables(self.table_frame(groups_table), self.table_frame(assignments_table), committed)
 
     def cached_hits(self, keys: set[str]) -> dict[str, str]:
         """Cached rule hits (JSON) for the given cache keys that committed runs stored (a running run's staged
@@ -608,6 +626,7 @@ class Store:
         assignments: pd.DataFrame | None = None,
         coding_cache: dict[str, str] | None = None,
         batch_size: int = _CHUNK,
+        previous: DerivedTables | None = None,
     ) -> None:
         """Make a run's results visible atomically: all of it or none of it.
 
@@ -615,6 +634,10 @@ class Store:
         flag changes to committed records, the derived tables, the coding cache, and the run's row
         (status 'committed'; it is inserted when the run was never begun). A begun run's staged rows
         become visible through that status, without being copied.
+
+        `previous` (derived_tables, read during the run): when no run has committed since, only the groups and
+        codes that differ from it are deleted and inserted (an update changes a few percent of them); a derived
+        row's run_id is then the run that last changed it.
         """
         run.finished_at = run.finished_at or utc_now()
         with self.engine.begin() as conn:
@@ -629,10 +652,11 @@ class Store:
             _insert_new_inputs(conn, run.run_id, new_inputs)
             _insert_new_records(conn, run.run_id, new_records, record_input or {}, batch_size)
             _apply_updates(conn, run.run_id)
+            current = previous if previous is not None and previous.committed_runs == _committed_runs(conn) else None
             if groups is not None:
-                _replace(conn, groups_table, groups, run.run_id)
+                _replace(conn, groups_table, groups, run.run_id, current.groups if current else None)
             if assignments is not None:
-                _replace(conn, assignments_table, assignments, run.run_id)
+                _replace(conn, assignments_table, assignments, run.run_id, current.assignments if current else None)
             if coding_cache:
                 conn.execute(coding_cache_table.insert(), _coding_cache_rows(run.run_id, coding_cache))
             _write_run_row(conn, run, begun is not None)
@@ -663,6 +687,11 @@ def _record_source(run_id: str | None) -> tuple[Any, sa.ColumnElement[Any], sa.C
         sa.func.coalesce(u.c.data, records_table.c.data),
         sa.func.coalesce(u.c.flags, records_table.c.flags),
     )
+
+
+def _committed_runs(conn: Connection) -> int:
+    """Committed runs are never deleted, so their count changes exactly when a run commits."""
+    return int(conn.execute(sa.select(sa.func.count()).where(runs_table.c.status == COMMITTED)).scalar() or 0)
 
 
 def _run_status(conn: Connection, run_id: str) -> str | None:
@@ -816,14 +845,41 @@ def _write_run_row(conn: Connection, run: RunRecord, begun: bool) -> None:
         conn.execute(runs_table.insert().values(run_id=run.run_id, **values))
 
 
-def _replace(conn: Connection, table: sa.Table, frame: pd.DataFrame, run_id: str) -> None:
-    """The table's rows become the frame's, inserted a slice at a time: a million rows as Python dicts at once
-    would take ~1.5 GB."""
+def _replace(
+    conn: Connection, table: sa.Table, frame: pd.DataFrame, run_id: str, current: pd.DataFrame | None = None
+) -> None:
+    """The table's rows become the frame's: all of them anew, or, given the table's `current` rows, only those
+    that differ. Inserted a slice at a time: a million rows as Python dicts at once would take ~1.5 GB."""
     columns = [c.name for c in table.columns if c.name != "run_id"]
-    conn.execute(table.delete())
-    for start in range(0, len(frame), _PROJECTION_CHUNK):
-        part = frame.iloc[start : start + _PROJECTION_CHUNK][columns]
+    if current is None:
+        conn.execute(table.delete())
+        rows = frame
+    else:
+        (key,) = (c.name for c in table.primary_key.columns)
+        gone, rows = _differing_rows(current, frame, key, columns)
+        for chunk in _chunks(gone, _CHUNK):
+            conn.execute(table.delete().where(table.c[key].in_(chunk)))
+    for start in range(0, len(rows), _PROJECTION_CHUNK):
+        part = rows.iloc[start : start + _PROJECTION_CHUNK][columns]
         conn.execute(table.insert(), [{**row, "run_id": run_id} for row in part.to_dict("records")])
+
+
+def _differing_rows(
+    current: pd.DataFrame, frame: pd.DataFrame, key: str, columns: list[str]
+) -> tuple[list[str], pd.DataFrame]:
+    """(keys of the current rows to delete, rows of `frame` to insert) that make `current` equal `frame`: rows
+    whose key is new, gone, or whose values changed (compared as Python values, so a stored 1 equals True)."""
+    old, new = current.set_index(key), frame.set_index(key)
+    shared = old.index.intersection(new.index)
+    old_shared, new_shared = old.loc[shared], new.loc[shared]
+    differs = np.zeros(len(shared), dtype=bool)
+    for column in columns:
+        if column != key:
+            differs |= np.asarray(old_shared[column], dtype=object) != np.asarray(new_shared[column], dtype=object)
+    changed = shared[differs]
+    gone = old.index.difference(new.index).append(changed)
+    added = set(new.index.difference(shared).append(changed))
+    return gone.tolist(), frame[frame[key].isin(added)]
 
 
 def _record_json(fields: Mapping[str, Any]) -> str:

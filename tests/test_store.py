@@ -425,22 +425,64 @@ def test_derived_tables_are_written_and_read_a_slice_at_a_time(tmp_path: Path, m
     import pandas as pd
 
     from pipeline import store as store_module
-    from pipeline.assign import assign
-    from pipeline.codebook import load_codebook
     from pipeline.store import assignments_table, groups_table
 
-    url = f"sqlite:///{tmp_path / 'review.db'}"
-    _ingest_and_commit(url, [*sorted(SEEDS.glob("*.txt")), EMBASE])
-    store, codebook = open_store(url), load_codebook(CODEBOOK)
-    frame = stages.corpus_frame(store)
-    deduped = stages.dedupe_outcome(stages.dedupe_groups(frame, None), frame)
-    machine = assign(stages.code_stage(stages.studies_stage(frame, deduped.groups, codebook), codebook).hits)
+    store, groups, machine = _real_groups_and_codes(f"sqlite:///{tmp_path / 'review.db'}")
     monkeypatch.setattr(store_module, "_PROJECTION_CHUNK", 7)  # _replace inserts 7 rows at a time
-    store.commit_run(stages.start_run(), groups=deduped.groups, assignments=machine)
-    for table, written in ((groups_table, deduped.groups), (assignments_table, machine)):
+    store.commit_run(stages.start_run(), groups=groups, assignments=machine)
+    for table, written in ((groups_table, groups), (assignments_table, machine)):
         whole = store.table_frame(table, rows_per_read=10**7)
         pd.testing.assert_frame_equal(store.table_frame(table, rows_per_read=7), whole)
         key = [column.name for column in table.primary_key.columns]
         expected = written[whole.columns.drop("run_id")].sort_values(key, ignore_index=True)
         assert len(whole) == len(written) > 7 and whole["run_id"].nunique() == 1
         pd.testing.assert_frame_equal(whole.drop(columns="run_id"), expected, check_dtype=False)
+
+
+def _real_groups_and_codes(url: str) -> tuple[Store, "pd.DataFrame", "pd.DataFrame"]:
+    """A store holding the seeds and a real Embase export, with their dedup groups and machine codes (not committed)."""
+    from pipeline.assign import assign
+    from pipeline.codebook import load_codebook
+
+    _ingest_and_commit(url, [*sorted(SEEDS.glob("*.txt")), EMBASE])
+    store, codebook = open_store(url), load_codebook(CODEBOOK)
+    frame = stages.corpus_frame(store)
+    groups = stages.dedupe_outcome(stages.dedupe_groups(frame, None), frame).groups
+    return store, groups, assign(stages.code_stage(stages.studies_stage(frame, groups, codebook), codebook).hits)
+
+
+def test_a_commit_given_the_previous_tables_writes_only_the_rows_that_differ(tmp_path: Path) -> None:
+    """An update's commit deletes and inserts only the groups and codes that changed; the tables then equal the
+    run's frames. When another run committed after the previous tables were read, everything is written anew."""
+    import pandas as pd
+
+    from pipeline.store import assignments_table, groups_table
+
+    store, groups, machine = _real_groups_and_codes(f"sqlite:///{tmp_path / 'review.db'}")
+    first = stages.start_run()
+    store.commit_run(first, groups=groups, assignments=machine)
+    # The update: a group's keep flag flips, a code's confidence changes, a code goes, a new record arrives.
+    new_groups = groups.copy()
+    new_groups.loc[3, "keep"] = not new_groups.loc[3, "keep"]
+    new_groups = pd.concat([new_groups, new_groups.iloc[[0]].assign(record_id="r-new", duplicate_group="g-new")])
+    new_machine = machine.drop(index=[5]).copy()
+    new_machine.loc[8, "confidence"] = 0.123
+    second = stages.start_run()
+    previous = store.derived_tables()
+    assert previous.committed_runs == 2  # the ingest's run and the first
+    store.commit_run(second, groups=new_groups, assignments=new_machine, previous=previous)
+    for table, frame, changed in ((groups_table, new_groups, {"r-new", groups.loc[3, "record_id"]}),
+                                  (assignments_table, new_machine, {machine.loc[8, "assignment_id"]})):
+        stored = store.table_frame(table)
+        key = table.primary_key.columns.keys()[0]
+        expected = frame[stored.columns.drop("run_id")].sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(stored.drop(columns="run_id"), expected, check_dtype=False)
+        assert set(stored.loc[stored["run_id"] == second.run_id, key]) == changed
+    assert machine.loc[5, "assignment_id"] not in set(store.table_frame(assignments_table)["assignment_id"])
+
+    stale = store.derived_tables()
+    store.commit_run(stages.start_run(), groups=groups, assignments=machine)  # another run commits meanwhile
+    third = stages.start_run()
+    store.commit_run(third, groups=new_groups, assignments=new_machine, previous=stale)
+    assert set(store.table_frame(groups_table)["run_id"]) == {third.run_id}  # written anew: stale tables unused
+    assert set(store.table_frame(assignments_table)["run_id"]) == {third.run_id}
