@@ -499,7 +499,7 @@ def _rule_problems(code: dict[str, Any], where: str, matcher: Any) -> list[str]:
 
 
 def _pattern_matcher() -> Any:
-    from pipeline.spacy_import import import_spacy
+    from pipeline.light_imports import import_spacy
 
     spacy = import_spacy()
     from spacy.matcher import Matcher

@@ -8,10 +8,10 @@ see pipeline/rules/compiled.py.
 """
 
 from pipeline.rules.compiled import use_current_sources
-from pipeline.spacy_import import import_spacy
+from pipeline.light_imports import import_spacy
 
 BUILDS = use_current_sources()  # before the engine's modules are imported: a stale build must not load
-import_spacy()  # before the engine's modules import spaCy: without torch (pipeline/spacy_import.py)
+import_spacy()  # before the engine's modules import spaCy: without torch (pipeline/light_imports.py)
 
 from pipeline.rules.engine import Hit, RuleEngine, build_engine, looks_non_english  # noqa: E402
 from pipeline.rules.studies import HIT_COLUMNS, code_studies, skip_reason  # noqa: E402

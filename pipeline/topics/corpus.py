@@ -132,7 +132,7 @@ def model_topics(
     `progress(n)` is called as studies are placed. With `state_dir`, the model and the placements are saved
     there at the end (atomically) for the next run.
     """
-    with _one_thread():
+    with _one_thread(settings.backend):
         run = TopicRun.start(batches, codebook, settings, cache_dir=cache_dir, state_dir=state_dir, refit=refit)
         if run.skipped is not None:
             return run.skipped
@@ -145,12 +145,15 @@ def model_topics(
         return run.finish()
 
 
-def _one_thread() -> Any:
+def _one_thread(backend: str) -> Any:
     """One BLAS/OpenMP thread while topics are modelled. With more, sums are split differently and the SVD, UMAP
     and HDBSCAN results differ in the last bits, which is enough to change the topics (45 against 44 on a real
     6.7k-study corpus) between machines, runners and settings of OMP_NUM_THREADS. threadpoolctl limits only the
-    libraries already loaded, so the ones the model loads are imported first."""
-    import bertopic  # noqa: F401  (loads scipy, scikit-learn, UMAP, HDBSCAN and their BLAS / OpenMP)
+    libraries already loaded, so the ones the model loads are imported first (torch only for the backend that
+    embeds with it)."""
+    from pipeline.light_imports import import_bertopic
+
+    import_bertopic(with_torch=backend == "minilm")  # scipy, scikit-learn, UMAP, HDBSCAN and their BLAS / OpenMP
     import scipy.linalg  # noqa: F401
     import sklearn.decomposition  # noqa: F401
     from threadpoolctl import threadpool_limits
