@@ -20,9 +20,16 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline import stages
 from pipeline.assign import assign
-from pipeline.batches import IngestBatch, IngestTotals, clean_batch, flag_truncated_prefixes_in_store, iter_ingest_batches
+from pipeline.batches import (
+    IngestBatch,
+    IngestTotals,
+    clean_batch,
+    flag_truncated_prefixes_in_store,
+    iter_ingest_batches,
+)
 from pipeline.clean import release_caches as release_cleaning_caches
 from pipeline.codebook import Codebook, load_codebook
+from pipeline.frames import member_of
 from pipeline.ledger import ledger_frame
 from pipeline.metrics import StageMeter
 from pipeline.progress import stage_progress
@@ -121,7 +128,7 @@ def studies_in_batches(
     others are built in group batches (mapped), each batch reading its records from the store and written as it
     comes back, so neither the corpus nor the studies are ever held whole."""
     reused = stages.reusable_studies(stages.load_study_cache(cache_path), signatures)
-    todo = groups[~groups["duplicate_group"].isin(set(reused["study_id"]) if len(reused) else set())]
+    todo = groups[~member_of(groups["duplicate_group"], reused["study_id"] if len(reused) else [])]
     batches = group_batches(todo, batch_size)
 
     def submit(batch: pd.DataFrame) -> Any:

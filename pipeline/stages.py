@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.errors import ReviewError
+from pipeline.frames import member_of
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
@@ -228,7 +230,7 @@ def dedupe_groups(
     existing = _existing_corpus(frame, previous_groups)
     if existing is None:
         return deduplicate(frame, decisions=decided, index=index)
-    new = frame[~frame["record_id"].isin(set(existing["record_id"]))]
+    new = frame[~member_of(frame["record_id"], existing["record_id"])]
     if index is not None:  # in the index's order the saved keys are used as they are, not rebuilt
         existing = index.arrange(existing)
     return deduplicate(new, decisions=decided, existing=existing, index=index)

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.clean import flag_truncated_prefixes, prefix_head
 from pipeline.errors import ReviewError
+from pipeline.frames import member_of
 from pipeline.records import LIST_COLUMNS, LIST_SEPARATOR, RECORD_COLUMNS, Record, record_from_dict
 
 log = logging.getLogger(__name__)
@@ -879,7 +880,7 @@ def _differing_rows(
     changed = shared[differs]
     gone = old.index.difference(new.index).append(changed)
     added = set(new.index.difference(shared).append(changed))
-    return gone.tolist(), frame[frame[key].isin(added)]
+    return gone.tolist(), frame[member_of(frame[key], added)]
 
 
 def _record_json(fields: Mapping[str, Any]) -> str:

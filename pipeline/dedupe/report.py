@@ -12,6 +12,7 @@ from pipeline.dedupe.engine import PAIRS_ATTR, deduplicate, prepare_records
 from pipeline.dedupe.normalise import abstract_key, text
 from pipeline.dedupe.scoring import Features
 from pipeline.errors import ReviewError
+from pipeline.frames import member_of
 
 SHEET_FIELDS = ("id", "title", "authors", "year", "doi", "venue", "source_file")
 SHEET_COLUMNS = [
@@ -100,14 +101,14 @@ class _SheetFields:
 
     def of(self, wanted: set[str]) -> pd.DataFrame:
         """One row per record_id in `wanted`; a record of the result missing from the records shows only its id."""
-        rows = np.flatnonzero(self._ids["record_id"].isin(wanted).to_numpy())
+        rows = np.flatnonzero(member_of(self._ids["record_id"], wanted))
         table: dict[str, list[Any]] = {"record_id": self._ids["record_id"].take(rows).tolist()}
         for field in SHEET_FIELDS:
             source = self._ids if field == "id" else self._records
             values = source[field].take(rows).tolist() if field in source.columns else [""] * len(rows)
             table[field] = [text(value) for value in values]
         known = set(table["record_id"])
-        missing = self._result[self._result["record_id"].isin(wanted - known)]
+        missing = self._result[member_of(self._result["record_id"], wanted - known)]
         for key, own_id in zip(missing["record_id"].tolist(), missing["id"].tolist(), strict=True):
             if key not in known:
                 known.add(key)

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ReviewError
+from pipeline.frames import member_of
 from pipeline.io import atomic_write, write_json
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def prisma_counts(
     records = pd.to_numeric(studies.get("records", pd.Series(1, index=studies.index)), errors="coerce").fillna(1)
     removed = {str(k): int(v) for k, v in (removed_before_screening or {}).items() if int(v)}
     coded_ids = set(assignments["study_id"].astype(str)) if len(assignments) else set()
-    is_coded = studies["study_id"].astype(str).isin(coded_ids)
+    is_coded = pd.Series(member_of(studies["study_id"].astype(str), coded_ids), index=studies.index)
     screened = len(studies) - sum(removed.values())
     included = int(is_coded.sum())
     counts: dict[str, Any] = {
