@@ -290,3 +290,35 @@ def test_pair_metrics_count_the_pairs_of_two_labellings() -> None:
     m = pair_metrics(predicted, truth)
     # predicted pairs (0,1) (0,2) (1,2); true pairs (0,1) (2,3): one in common
     assert (m["fp"], m["fn"]) == (2, 1) and m["precision"] == pytest.approx(1 / 3) and m["recall"] == 0.5
+
+
+def test_saving_the_index_never_pickles_it_whole(stroke: pd.DataFrame, tmp_path: Path) -> None:
+    """The pickler's memo (an entry per object written) holds one piece of the index at a time: the save's
+    extra memory is well under that of one pickle of everything, and the index loads back the same."""
+    import pickle
+    import tracemalloc
+
+    index = DedupeIndex()
+    deduplicate(stroke, index=index)
+    whole = {"record_ids": index.record_ids, "features": index.features, "keys": index.keys, "links": index.links}
+
+    def peak_while(write: Callable[[], None]) -> int:
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            write()
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+    path = tmp_path / "dedupe.index"
+    with (tmp_path / "whole.pickle").open("wb") as handle:
+        one_pickle = peak_while(lambda: pickle.dump(whole, handle, protocol=pickle.HIGHEST_PROTOCOL))
+    in_pieces = peak_while(lambda: index.save(path))
+    assert in_pieces < 0.6 * one_pickle
+    loaded = DedupeIndex.load(path)
+    assert loaded.record_ids == index.record_ids and loaded.features.title == index.features.title
+    assert loaded.features.venue_id == index.features.venue_id
+    assert loaded.links is not None and index.links is not None
+    assert loaded.links.group == index.links.group and np.array_equal(loaded.links.score, index.links.score)
+    assert np.array_equal(loaded.keys.order, index.keys.order)
