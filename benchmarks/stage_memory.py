@@ -72,7 +72,7 @@ def _measure(workspace: str, run_id: str | None, through: str = "studies") -> No
     with meter.stage("dedupe+records.csv"):
         passed = run_in_child(
             stages.corpus_pass, ws.store_url, run_id, codebook, cache / stages.DEDUPE_INDEX_NAME,
-            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), stages.pending_path(ws, "records.csv"), sheet_csv,
+            stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), stages.records_csv_files(ws), sheet_csv,
         )
     _report(meter, tree_rss_bytes() / MB)
     with meter.stage("studies"):

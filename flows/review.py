@@ -226,7 +226,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
         # In a child process that reads the corpus from the store itself: dedupe's peak and the corpus frame
         # (a million records: ~2 GB and ~1 GB) are given back to the OS when it exits. It also writes records.csv
         # and the duplicates sheet (published after the commit) and the study signatures, the corpus frame's other uses.
-        records_csv, sheet_csv = stages.pending_path(ws, "records.csv"), stages.pending_path(ws, "duplicates_sheet.csv")
+        records_csv, sheet_csv = stages.records_csv_files(ws), stages.pending_path(ws, "duplicates_sheet.csv")
         passed = run_in_child(
             stages.corpus_pass, ws.store_url, run.run_id, codebook, dedupe_index,
             stages.pending_path(ws, stages.DEDUPE_INDEX_NAME), records_csv, sheet_csv,
@@ -285,7 +285,8 @@ def _review_body(workspace: str) -> dict[str, Any]:
 
     with meter.stage("export", records=len(table)):
         agreement = stages.agreement_stage(ledger, machine)
-        written = [stages.publish(records_csv, ws.outputs_dir / "records.csv")]
+        written = [stages.publish(records_csv.pending, records_csv.published)]
+        stages.publish(records_csv.pending_layout, records_csv.layout)  # after the file it describes
         written += stages.export_stage(ws, table, assignments, codebook, prisma, sheet_csv, agreement)
         if topic_model is not None:
             written += stages.publish_topic_outputs(ws)

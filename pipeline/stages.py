@@ -28,7 +28,9 @@ from pipeline.errors import ReviewError
 from pipeline.frames import member_of
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
+from pipeline import records_csv
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
+from pipeline.records_csv import RecordsCsvFiles
 from pipeline.store import DerivedTables, InputEntry, RunRecord, Store, utc_now
 from pipeline.study_table import SpilledTexts, StudyTable, study_columns, study_slices
 from pipeline.workspace import Workspace
@@ -123,14 +125,6 @@ def sorted_records(records: Iterable[Record]) -> list[Record]:
     return sorted(records, key=lambda r: (r.source_file, r.position, r.record_id))
 
 
-def export_records_stage(workspace: Workspace, records: pd.DataFrame, path: Path | None = None) -> Path:
-    """outputs/records.csv (or `path`): the cleaned corpus (the frame dedupe built), one row per record, with its
-    flags."""
-    path = path or workspace.outputs_dir / "records.csv"
-    write_csv(records, path)
-    return path
-
-
 def write_run_summary(
     workspace: Workspace, run: RunRecord, store: Store, stage_table: list[dict[str, Any]] | None = None
 ) -> Path:
@@ -168,13 +162,16 @@ DEDUPE_INPUT_COLUMNS = [
     "record_id", "id", "title", "authors", "doi", "year", "venue", "volume", "issue", "pages", "doc_type",
     "source_file", "flags",
 ]
+DEDUPE_FRAME_COLUMNS = [*DEDUPE_INPUT_COLUMNS, "database"]  # and what identified_by_source reads
 
 
-def corpus_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
-    """The corpus as records_to_frame gives it (sorted as `sorted_records`), read from the store's columns
-    without building a Record per row; `run_id` adds that running run's staged records."""
-    frame = store.record_projection(CORPUS_COLUMNS, run_id=run_id)
-    return rows_in_order(frame, corpus_order(frame))
+def corpus_frame(store: Store, run_id: str | None = None, columns: list[str] = CORPUS_COLUMNS) -> pd.DataFrame:
+    """The corpus as records_to_frame gives it (sorted as `sorted_records`), or those of its `columns`, read from
+    the store's columns without building a Record per row; `run_id` adds that running run's staged records."""
+    keys = [c for c in ("source_file", "position", "record_id") if c not in columns]
+    frame = store.record_projection([*columns, *keys], run_id=run_id)
+    ordered = rows_in_order(frame, corpus_order(frame))
+    return ordered[columns] if keys else ordered
 
 
 def corpus_order(frame: pd.DataFrame) -> np.ndarray:
@@ -278,12 +275,13 @@ def corpus_pass(
     codebook: Codebook,
     index_path: Path,
     pending_index: Path,
-    records_csv: Path,
+    records: RecordsCsvFiles,
     sheet_csv: Path,
 ) -> CorpusPass:
-    """Everything that needs the whole corpus frame, read from the store here: dedupe (incremental with the
-    index at `index_path`, saved updated to `pending_index`), records.csv, the duplicates sheet (written to
-    `sheet_csv`) and the study signatures.
+    """Everything that needs the whole corpus, read from the store here: dedupe (incremental with the index at
+    `index_path`, saved updated to `pending_index`), records.csv (whole, or spliced from the last one when its
+    layout can be trusted: pipeline/records_csv.py), the duplicates sheet (written to `sheet_csv`) and the study
+    signatures.
 
     Meant to run in a child process (pipeline.subprocess_stage.run_in_child): the frame and dedupe's peak go
     when it exits, and only the groups and counts come back.
@@ -294,14 +292,12 @@ def corpus_pass(
 
     store = open_store(store_url)
     try:
-        corpus = corpus_frame(store, run_id)
-        identified = identified_by_source(corpus)
-        write_csv(corpus, records_csv)
-        # From here on without the raw abstracts (a million: ~1 GB): dedupe reads their keys, built a chunk at a
-        # time from the store, so the raw text and the keys are never held together.
-        frame = corpus[DEDUPE_INPUT_COLUMNS]
-        del corpus
+        frame = _records_csv_and_dedupe_frame(store, run_id, records)
+        identified = identified_by_source(frame)
+        frame = frame[DEDUPE_INPUT_COLUMNS]
         release_memory()
+        # Dedupe reads the abstracts' keys, built a chunk at a time from the store: the raw abstracts (a million:
+        # ~1 GB) and the keys are never held together.
         index = load_dedupe_index(index_path)
         frame[ABSTRACT_KEY] = _abstract_keys(store, run_id, frame["record_id"], index)
         previous = store.table_frame(groups_table)
@@ -320,6 +316,26 @@ def corpus_pass(
     finally:
         store.close_connections()
     return CorpusPass(dedupe=deduped, identified=identified, signatures=signatures)
+
+
+def _records_csv_and_dedupe_frame(store: Store, run_id: str | None, files: RecordsCsvFiles) -> pd.DataFrame:
+    """Write records.csv (with its layout) to the pending places and return the corpus frame's columns that
+    dedupe and PRISMA's counts by source need. An update splices the last records.csv and so never reads the
+    corpus's texts; a whole write needs the corpus frame anyway, and its columns are taken from it."""
+    committed = store.committed_runs() + (1 if run_id else 0)  # once this run commits
+    last = records_csv.usable_layout(files.layout, files.published, committed - 1) if run_id else None
+    if last is not None:
+        changed = store.record_projection_of(store.record_ids_changed_by(run_id), records_csv.COLUMNS, run_id=run_id)
+        layout = records_csv.splice(last, files.published, changed, files.pending, committed)
+        del changed
+        frame = corpus_frame(store, run_id, DEDUPE_FRAME_COLUMNS)
+        if len(layout) == len(frame):
+            layout.save(files.pending_layout)
+            return frame
+        log.warning("records.csv: the spliced file has %d rows for %d records; writing it whole", len(layout), len(frame))
+    corpus = corpus_frame(store, run_id)
+    records_csv.write_whole(corpus, files.pending, committed).save(files.pending_layout)
+    return corpus[DEDUPE_FRAME_COLUMNS]
 
 
 def empty_like(frame: pd.DataFrame) -> pd.DataFrame:
@@ -625,6 +641,14 @@ def put_aside(frame: pd.DataFrame, path: Path) -> Path:
     with atomic_write(path, "wb", encoding=None, newline=None) as handle:
         frame.to_parquet(handle, index=False)
     return path
+
+
+def records_csv_files(workspace: Workspace) -> RecordsCsvFiles:
+    cache = workspace.corpus_dir / "cache"
+    return RecordsCsvFiles(
+        published=workspace.outputs_dir / "records.csv", pending=pending_path(workspace, "records.csv"),
+        layout=cache / records_csv.LAYOUT_NAME, pending_layout=pending_path(workspace, records_csv.LAYOUT_NAME),
+    )
 
 
 def pending_path(workspace: Workspace, name: str) -> Path:

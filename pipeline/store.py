@@ -432,6 +432,19 @@ class Store:
         # A part whose column is all empty has it as objects: typed again over the whole column, as read at once.
         return pd.concat(parts, ignore_index=True).infer_objects() if len(parts) > 1 else parts[0]
 
+    def committed_runs(self) -> int:
+        """How many runs have committed (it changes exactly when a run commits)."""
+        with self.engine.connect() as conn:
+            return _committed_runs(conn)
+
+    def record_ids_changed_by(self, run_id: str) -> list[str]:
+        """The records a running run adds or changes (its staged records and its pending flag changes), sorted."""
+        r, u = records_table.c, record_updates_table.c
+        with self.engine.connect() as conn:
+            staged = {row[0] for row in conn.execute(sa.select(r.record_id).where(r.run_id == run_id))}
+            updated = {row[0] for row in conn.execute(sa.select(u.record_id).where(u.run_id == run_id))}
+        return sorted(staged | updated)
+
     def derived_tables(self) -> DerivedTables:
         """The derived tables as committed now (the count is read first: a commit in between makes it stale,
         never the tables older than it says)."""

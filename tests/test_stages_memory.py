@@ -20,6 +20,7 @@ from pipeline.codebook import Codebook, load_codebook
 from pipeline.dedupe import DedupeIndex, deduplicate, duplicates_sheet, iter_duplicates_sheet
 from pipeline.errors import ReviewError
 from pipeline.io import write_csv, write_csv_parts
+from pipeline.records_csv import RecordsCsvFiles
 from pipeline.runner import group_batches
 from pipeline.store import Store, coding_cache_table, open_store
 from pipeline.study_table import SpilledTexts, StudyTable, StudyTableWriter, study_slices
@@ -55,9 +56,15 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return url, run.run_id
 
 
+def _csv_files(folder: Path) -> RecordsCsvFiles:
+    """records.csv written into `folder`, with no last file to splice."""
+    return RecordsCsvFiles(folder / "published.csv", folder / "records.csv", folder / "layout.npz",
+                           folder / "pending_layout.npz")
+
+
 def _corpus_pass(url: str, run_id: str, codebook: Codebook, folder: Path, *, child: bool) -> stages.CorpusPass:
     folder.mkdir()
-    args = (url, run_id, codebook, folder / "dedupe.index", folder / "pending.index", folder / "records.csv",
+    args = (url, run_id, codebook, folder / "dedupe.index", folder / "pending.index", _csv_files(folder),
             folder / "sheet.csv")
     return run_in_child(stages.corpus_pass, *args) if child else stages.corpus_pass(*args)
 
@@ -408,7 +415,7 @@ def test_an_update_reads_only_the_new_records_abstracts_and_dedupes_as_if_it_rea
     def pass_with(folder: str) -> stages.CorpusPass:
         (tmp_path / folder).mkdir()
         return stages.corpus_pass(url, update.run_id, codebook, index, tmp_path / folder / "pending.index",
-                                  tmp_path / folder / "records.csv", tmp_path / folder / "sheet.csv")
+                                  _csv_files(tmp_path / folder), tmp_path / folder / "sheet.csv")
 
     fast = pass_with("fast")
     assert read == [new_ids] and len(new_ids) == 6  # only the update's abstracts were read and folded ...
