@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import __version__
+from pipeline import __version__, records_csv
 from pipeline.codebook import Codebook
 from pipeline.errors import ReviewError
 from pipeline.frames import member_of
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
-from pipeline import records_csv
 from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.records_csv import RecordsCsvFiles
 from pipeline.store import DerivedTables, InputEntry, RunRecord, Store, utc_now
