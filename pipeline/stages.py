@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from pipeline import __version__, records_csv
@@ -588,7 +589,7 @@ def _cached_hits_frame(entries: list[tuple[str, str]]) -> pd.DataFrame:
     """One frame from many cached hits payloads (decoded once each; one frame built, not one per study)."""
     from pipeline.rules import HIT_COLUMNS
 
-    rows = [{"id": study_id, **hit} for payload, study_id in entries for hit in json.loads(payload)]
+    rows = [{"id": study_id, **hit} for payload, study_id in entries for hit in orjson.loads(payload)]
     return _typed_hits(pd.DataFrame(rows, columns=HIT_COLUMNS)) if rows else _empty_hits()
 
 
