@@ -15,10 +15,11 @@ CRLF rows, as pipeline.io.write_csv writes.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -115,7 +116,7 @@ def splice(
     """records.csv at `path`: the file at `last_path` (described by `last`) with the `changed` records (the run's
     new records and those whose flags it changed; columns COLUMNS, any order) put in, or in place of, their rows."""
     changed = changed.sort_values(_SORT_KEYS, kind="stable", ignore_index=True)
-    order = _merged_order(last, changed)
+    order, encoded = _merged_order(last, changed), encoded_rows(changed)
     rows = _RowLog()
     with atomic_write(path, "wb") as handle, last_path.open("rb") as source:
         rows.start(handle)
@@ -123,8 +124,7 @@ def splice(
             if kind == "old":
                 rows.copy_old(handle, source, last, first, stop)
             else:
-                part = changed.iloc[first:stop]
-                rows.write_new(handle, part, encoded_rows(part))
+                rows.write_new(handle, changed.iloc[first:stop], encoded[first:stop])
     return rows.layout(path, committed_runs)
 
 
@@ -132,17 +132,29 @@ def splice(
 
 
 def _merged_order(last: CsvLayout, changed: pd.DataFrame) -> np.ndarray:
-    """Per output row, the last file's row number (>= 0) or -1 - the row of `changed` (both in corpus order)."""
-    changed_ids = np.array(changed["record_id"].tolist(), dtype="S")
-    kept = np.flatnonzero(~np.isin(last.record_ids, changed_ids))
-    names = np.array(last.files.tolist(), dtype=object)  # references, not a fixed-width copy per row
-    keys = pd.DataFrame({  # record ids compared as bytes: ASCII, so in the same order as the text
-        "source_file": np.concatenate([names[last.file_codes[kept]], np.array(changed["source_file"].tolist(), dtype=object)]),
-        "position": np.concatenate([last.positions[kept], changed["position"].to_numpy(dtype=np.int64)]),
-        "record_id": np.concatenate([last.record_ids[kept].astype(object), changed_ids.astype(object)]),
-        "row": np.concatenate([kept, -1 - np.arange(len(changed), dtype=np.int64)]),
-    })
-    return keys.sort_values(_SORT_KEYS, kind="stable")["row"].to_numpy()
+    """Per output row, the last file's row number (>= 0) or -1 - the row of `changed` (both in corpus order): the
+    last file's rows that stay, with each changed row put where its key falls (a binary search among them)."""
+    kept = np.flatnonzero(~np.isin(last.record_ids, np.array(changed["record_id"].tolist(), dtype="S")))
+    kept_keys = _LayoutKeys(last, kept)
+    new_keys = zip(changed["source_file"].tolist(), changed["position"].tolist(), changed["record_id"].tolist(),
+                   strict=True)
+    places = [bisect.bisect_left(kept_keys, key) for key in new_keys]  # non-decreasing: `changed` is sorted
+    return np.insert(kept, places, -1 - np.arange(len(changed), dtype=np.int64)) if places else kept
+
+
+class _LayoutKeys(Sequence[tuple[str, int, str]]):
+    """The sort keys of some of a layout's rows, made only as a search looks at them."""
+
+    def __init__(self, layout: CsvLayout, rows: np.ndarray) -> None:
+        self.layout, self.rows, self.names = layout, rows, layout.files.tolist()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[str, int, str]:  # type: ignore[override]
+        row = int(self.rows[index])
+        layout = self.layout
+        return self.names[layout.file_codes[row]], int(layout.positions[row]), layout.record_ids[row].decode("ascii")
 
 
 def _runs(order: np.ndarray) -> Iterator[tuple[str, int, int]]:
@@ -246,4 +258,6 @@ def _format_id() -> str:
     return hashlib.sha256(json.dumps([LAYOUT_VERSION, COLUMNS]).encode()).hexdigest()[:16]
 
 
-__all__ = ["COLUMNS", "LAYOUT_NAME", "CsvLayout", "RecordsCsvFiles", "encoded_rows", "splice", "usable_layout", "write_whole"]
+__all__ = [
+    "COLUMNS", "LAYOUT_NAME", "CsvLayout", "RecordsCsvFiles", "encoded_rows", "splice", "usable_layout", "write_whole",
+]
