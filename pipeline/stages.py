@@ -371,11 +371,32 @@ def load_dedupe_index(path: Path) -> Any:
     return DedupeIndex.load(path)
 
 
+SKIP_COLUMN = "skip_reason"  # why the rules and topics pass a study by ('' when they read it): rules.skip_reason
+
+
 def studies_stage(records: pd.DataFrame, groups: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
-    """`records` is the corpus frame (records_to_frame), e.g. DedupeOutcome.records."""
+    """`records` is the corpus frame (records_to_frame), e.g. DedupeOutcome.records. Each study's skip reason is
+    worked out here, once: an update then reads it for the studies it reuses instead of reading their abstracts
+    again in coding and topics."""
     from pipeline.studies import build_studies
 
-    return build_studies(records, groups, lenses=codebook.lenses or None)
+    return with_skip_reasons(build_studies(records, groups, lenses=codebook.lenses or None))
+
+
+def with_skip_reasons(studies: pd.DataFrame) -> pd.DataFrame:
+    """The studies with their SKIP_COLUMN worked out from their abstracts and flags (again, if they had one)."""
+    return studies.assign(**{SKIP_COLUMN: pd.Series(_skip_reasons(studies), index=studies.index, dtype=str)})
+
+
+def skip_reasons(studies: pd.DataFrame) -> list[str]:
+    """Each study's rules.skip_reason: its SKIP_COLUMN when it has one, else worked out from its abstract."""
+    return studies[SKIP_COLUMN].tolist() if SKIP_COLUMN in studies.columns else _skip_reasons(studies)
+
+
+def _skip_reasons(studies: pd.DataFrame) -> list[str]:
+    from pipeline.rules import skip_reason
+
+    return [skip_reason(str(a or ""), f) for a, f in zip(studies["abstract"], studies["flags"], strict=True)]
 
 
 # What build_studies reads of a record: the study fields, and the dedupe features merge_group_fields ranks by.
@@ -449,8 +470,8 @@ def load_study_cache(path: Path) -> pd.DataFrame | None:
 
 def reusable_studies(cache: pd.DataFrame | None, signatures: pd.Series) -> pd.DataFrame:
     """Cached study rows whose signature is unchanged (without the signature column)."""
-    if cache is None or "signature" not in cache.columns or not len(signatures):
-        return pd.DataFrame()
+    if cache is None or not {"signature", SKIP_COLUMN} <= set(cache.columns) or not len(signatures):
+        return pd.DataFrame()  # none, or from a version that did not keep every column a study has now
     wanted = cache["study_id"].map(signatures)
     return cache[wanted.eq(cache["signature"]).fillna(False).astype(bool)].drop(columns="signature")
 
@@ -473,7 +494,7 @@ def code_stage(studies: pd.DataFrame, codebook: Codebook, cached: dict[str, str]
     return tally.outcome(new_cache)
 
 
-CODING_COLUMNS = ("study_id", "title", "abstract", "flags")  # what the rules read of a study
+CODING_COLUMNS = ("study_id", "title", "abstract", "flags", SKIP_COLUMN)  # what the rules read of a study
 
 
 @dataclass
@@ -595,10 +616,7 @@ def _cached_hits_frame(entries: list[tuple[str, str]]) -> pd.DataFrame:
 
 def code_stage_reasons(studies: pd.DataFrame) -> dict[str, int]:
     """Studies the coder sets aside, by PRISMA reason (no abstract, not in English)."""
-    from pipeline.rules import skip_reason
-
-    reasons = [skip_reason(str(a or ""), f) for a, f in zip(studies["abstract"], studies["flags"])]
-    return dict(sorted(Counter(_prisma_reason(r) for r in reasons if r).items()))
+    return dict(sorted(Counter(_prisma_reason(r) for r in skip_reasons(studies) if r).items()))
 
 
 def _prisma_reason(reason: str) -> str:
@@ -845,7 +863,6 @@ def topics_stage(studies: StudyTable | pd.DataFrame, codebook: Codebook, workspa
     (and refits when more than `topics.refit_share` of them are new). The state is keyed by study text, so a run
     that fails after this stage leaves nothing a later run could misread.
     """
-    from pipeline.rules import skip_reason
     from pipeline.topics import TopicSettings, model_topics
 
     settings = workspace.config.topics
@@ -854,9 +871,9 @@ def topics_stage(studies: StudyTable | pd.DataFrame, codebook: Codebook, workspa
 
     def batches() -> Iterable[pd.DataFrame]:
         # TOPIC_FRAME_ROWS studies at a time, read anew for each pass of the topic model: never every text at once
-        for number, part in enumerate(study_slices(studies, ["study_id", "title", "abstract", "flags"], TOPIC_FRAME_ROWS)):
+        for number, part in enumerate(study_slices(studies, _topic_columns(studies), TOPIC_FRAME_ROWS)):
             if number == len(usable):
-                usable.append(np.array([not skip_reason(str(a or ""), f) for a, f in zip(part["abstract"], part["flags"])], dtype=bool))
+                usable.append(np.array([not reason for reason in skip_reasons(part)], dtype=bool))
             yield part[usable[number]].rename(columns={"study_id": "id"})[["id", "title", "abstract"]]
 
     result = model_topics(
@@ -874,6 +891,11 @@ def topics_stage(studies: StudyTable | pd.DataFrame, codebook: Codebook, workspa
     )
     log.info("topics: %s; %d topic(s), %d suggestion(s)", result.status, len(result.topics), len(result.suggestions))
     return result
+
+
+def _topic_columns(studies: StudyTable | pd.DataFrame) -> list[str]:
+    columns = ["study_id", "title", "abstract", "flags"]
+    return [*columns, SKIP_COLUMN] if SKIP_COLUMN in studies.columns else columns
 
 
 def write_topics_stage(workspace: Workspace, result: Any, folder: Path | None = None) -> list[Path]:

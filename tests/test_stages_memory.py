@@ -207,6 +207,7 @@ def test_coding_batch_by_batch_with_a_staged_cache_equals_coding_at_once(
 ) -> None:
     whole, _ = _whole_studies(*staged, codebook)
     whole.loc[whole.index[::11], "abstract"] = ""  # studies the coder sets aside, in several batches
+    whole = stages.with_skip_reasons(whole)
     at_once = stages.code_stage(whole, codebook)
     assert len(at_once.hits) > 10 and at_once.set_aside["no abstract"] >= 4
     table = StudyTable.write(whole, tmp_path / stages.STUDY_CACHE_NAME)
@@ -479,3 +480,20 @@ def test_arrow_buffers_come_from_the_system_allocator_unless_the_user_chose_one(
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr[-2000:]
+
+
+def test_each_study_keeps_its_skip_reason_and_later_stages_read_it_instead_of_the_abstract(
+    staged: tuple[str, str], codebook: Codebook
+) -> None:
+    from pipeline.rules import skip_reason
+
+    whole, _ = _whole_studies(*staged, codebook)
+    whole.loc[whole.index[::11], "abstract"] = ""
+    whole = stages.with_skip_reasons(whole)
+    expected = [skip_reason(str(a or ""), f) for a, f in zip(whole["abstract"], whole["flags"], strict=True)]
+    assert whole[stages.SKIP_COLUMN].tolist() == expected and "" in expected and set(expected) != {""}
+    assert stages.code_stage_reasons(whole) == stages.code_stage_reasons(whole.drop(columns=stages.SKIP_COLUMN))
+    marked = whole.assign(**{stages.SKIP_COLUMN: "empty abstract"})  # what the column says is what counts
+    assert stages.code_stage_reasons(marked) == {"no abstract": len(whole)}
+    cache = whole.assign(signature="s").drop(columns=stages.SKIP_COLUMN)  # a cache from before the column
+    assert stages.reusable_studies(cache, pd.Series("s", index=whole["study_id"])).empty
