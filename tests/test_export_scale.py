@@ -259,6 +259,82 @@ def test_streamed_workbook_is_byte_identical_to_the_in_memory_one(codebook):
     assert xlsx.workbook_bytes(matrix, prisma, agreement=agreement) == _in_memory_workbook(matrix, prisma, agreement)
 
 
+def odd_frame() -> pd.DataFrame:
+    """Every kind of value a sheet's column can hold, in columns of every dtype the writer meets. The first row
+    uses the plain, link and number styles and a later row the quote-prefixed one, so that a writer registering
+    styles column by column would number them differently from openpyxl (row by row)."""
+    text = ["plain", "", "  padded ", "=SUM(1)", "+1", "-x", "@a", "\tTab", "\rCR", "a\r\nb & <c> \"d\" 'e'",
+            "ctrl\x01\x02\x1fchars\x0b", "x" * 40_000, "naïve café – 東京 🙂", "#N/A", "#DIV/0!", None, np.nan, pd.NA,
+            "=", "\x01=SUM(2)", "\u00a0nbsp\u2003", "#NAME", None, None]
+    n = len(text)
+    doi = ["10.1234/abc", "doi:10.5/x y", "https://doi.org/10.1/é", " 10.9/z ", "not a doi", "", None,
+           "=10.1/x", "\t10.1/x", "HTTPS://DX.DOI.ORG/10.7/Q", np.nan, "10.1/\x02ctrl", "#N/A", "10.2/<&>"]
+    mixed = [1, 2.5, True, "text", None, np.int64(7), np.float64(1.5), float("inf"), float("-inf"), float("nan"),
+             1e20, 10**17, -0.0, "=1+1", False, np.bool_(True), "", pd.NA, "#REF!", " x", 0.1 + 0.2, -(2**63)]
+    frame = pd.DataFrame({
+        "study_id": pd.array([f"s{i}" for i in range(n - 3)] + [None] * 3, dtype="str"),
+        "text": pd.Series(text, dtype=object),
+        "doi": pd.Series(doi + [None] * (n - len(doi)), dtype=object),
+        "confidence": [0.5, np.nan, 1.0, 1 / 3, float("inf"), 1e-300, 12345678901234567.0] + [np.nan] * (n - 7),
+        "mixed": pd.Series(mixed + [None] * (n - len(mixed)), dtype=object),
+        "year": pd.array([2020, None, 1999] + [None] * (n - 3), dtype="Int64"),
+        "flag": pd.array([True, False] * (n // 2 - 1) + [None, None], dtype="boolean"),
+        "share": pd.Series([0.25, 3, None] + [None] * (n - 3), dtype=object),
+        "label": pd.array(["a", None, "=b", "é"] + [None] * (n - 4), dtype="string"),
+        "empty": pd.Series([None] * n, dtype=object),
+    })
+    return frame  # its last two rows have no value: they have no row element
+
+
+def _odd_sheet(frame: pd.DataFrame, chunk_rows: int | None, options: dict[str, Any]) -> bytes:
+    """The frame as the only sheet of a workbook: streamed in chunks of `chunk_rows`, or (None) held in memory."""
+    from openpyxl import Workbook
+    from openpyxl.writer.excel import ExcelWriter
+
+    buffer = io.BytesIO()
+    if chunk_rows is None:
+        wb = Workbook()
+        wb.remove(wb.active)
+        xlsx._table_sheet(wb, "Odd", frame, **options)
+        wb.properties.created = wb.properties.modified = xlsx.FIXED_TIME
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            ExcelWriter(wb, archive).save()
+        return xlsx._fixed_zip(buffer.getvalue())
+    wb = Workbook(write_only=True)
+    chunks = [frame.iloc[start:start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
+    xlsx._stream_sheet(wb, "Odd", xlsx._Table(list(frame.columns), chunks, len(frame),
+                                               xlsx._Table.of(frame).last_row), **options)
+    wb.properties.created = wb.properties.modified = xlsx.FIXED_TIME
+    ExcelWriter(wb, xlsx._FixedZip(buffer, "w", zipfile.ZIP_DEFLATED)).save()
+    return buffer.getvalue()
+
+
+def test_odd_values_stream_as_openpyxl_writes_them_whatever_the_chunks():
+    from openpyxl import load_workbook
+
+    frame = odd_frame()
+    options = {"widths": {c: 20 for c in frame.columns}, "number_formats": {"confidence": "0.000", "share": "0.0%"}}
+    expected = _odd_sheet(frame, None, options)
+    for chunk_rows in (1, 2, 5, len(frame)):
+        assert _odd_sheet(frame, chunk_rows, options) == expected, chunk_rows
+    ws = load_workbook(io.BytesIO(expected))["Odd"]
+    assert ws["B5"].value == "=SUM(1)" and ws["B5"].quotePrefix and ws["B5"].data_type == "s"
+    assert ws["B12"].value == "ctrlchars" and len(ws["B13"].value) == xlsx.MAX_CELL and ws["B15"].data_type == "e"
+    assert ws["C2"].hyperlink.target == "https://doi.org/10.1234/abc" and ws["C6"].hyperlink is None
+    assert ws.max_row == len(frame) - 1
+
+
+def test_chunks_do_not_change_sheets_split_past_the_row_and_link_limits(monkeypatch):
+    monkeypatch.setattr(xlsx, "MAX_SHEET_ROWS", 6)  # 5 data rows a sheet
+    monkeypatch.setattr(xlsx, "MAX_SHEET_LINKS", 2)
+    frame = odd_frame()
+    options = {"widths": {c: 20 for c in frame.columns}}
+    whole = _odd_sheet(frame, len(frame), options)
+    assert len(zipfile.ZipFile(io.BytesIO(whole)).namelist()) > 12  # five sheets
+    for chunk_rows in (1, 3, 7):
+        assert _odd_sheet(frame, chunk_rows, options) == whole, chunk_rows
+
+
 def test_a_category_past_the_sheet_limit_continues_in_numbered_sheets(codebook, tmp_path, monkeypatch):
     from openpyxl import load_workbook
 
