@@ -8,6 +8,7 @@ sha256 of each compiled source, so that a module edited after the build runs fro
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from pathlib import Path
@@ -16,8 +17,19 @@ from setuptools import Extension, setup
 
 ROOT = Path(__file__).resolve().parent
 RULES = ROOT / "pipeline" / "rules"
-# keep in step with pipeline/rules/compiled.py COMPILED_MODULES (imported here would import the package's deps)
-COMPILED_MODULES = ("nlp", "prefilter", "engine")
+
+
+def _compiled_modules() -> tuple[str, ...]:
+    """pipeline/rules/compiled.py's COMPILED_MODULES, read from its source (importing it would import the
+    package's dependencies, which a build need not have)."""
+    tree = ast.parse((RULES / "compiled.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "COMPILED_MODULES" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError("pipeline/rules/compiled.py defines no COMPILED_MODULES")
+
+
+COMPILED_MODULES = _compiled_modules()
 ACCELERATORS = ("fastdoc",)  # .pyx modules: C-level access to spaCy's structs
 MANIFEST = RULES / "compiled.json"
 
