@@ -945,8 +945,12 @@ def flag_truncated_prefixes(records: Sequence[Record], *, min_chars: int = MIN_P
 
 def _flag_group(records: Sequence[Record], members: list[int], min_chars: int) -> int:
     by_key: dict[str, list[int]] = {}
+    keys_of: dict[str, str] = {}  # a group's members often share their abstract (the same work from two sources)
     for index in members:
-        key = _prefix_key(records[index].abstract)
+        abstract = records[index].abstract
+        key = keys_of.get(abstract)
+        if key is None:
+            key = keys_of[abstract] = _prefix_key(abstract)
         if len(key) >= min_chars:
             by_key.setdefault(key, []).append(index)
     keys = sorted(by_key)
