@@ -138,7 +138,28 @@ class PrefixFlagOutcome:
     committed_changed: int = 0  # stored records newly flagged (applied when the run commits)
 
 
-def flag_truncated_prefixes_in_store(store: Store, run_id: str, *, heads_per_query: int = 1000) -> PrefixFlagOutcome:
+MAX_RECORDS_COMPARED = 20_000  # records loaded at a time to compare their abstracts (more only for one big head)
+
+
+def _heads_by_records(counts: dict[str, int], max_records: int) -> Iterator[list[str]]:
+    """The heads in runs whose records add up to at most `max_records` (a head with more is a run of its own):
+    a corpus where many records share a head (an update to a million records: hundreds of thousands) is read a
+    bounded slice at a time."""
+    run: list[str] = []
+    total = 0
+    for head, count in counts.items():
+        if run and total + count > max_records:
+            yield run
+            run, total = [], 0
+        run.append(head)
+        total += count
+    if run:
+        yield run
+
+
+def flag_truncated_prefixes_in_store(
+    store: Store, run_id: str, *, heads_per_query: int = 1000, max_records: int = MAX_RECORDS_COMPARED
+) -> PrefixFlagOutcome:
     """Flag truncated copies across the whole corpus (committed records and the run's staged ones) in
     bounded memory: exactly what `flag_truncated_prefixes` does on the whole corpus in store order.
 
@@ -152,18 +173,17 @@ def flag_truncated_prefixes_in_store(store: Store, run_id: str, *, heads_per_que
     for heads in store.iter_staged_prefix_heads(run_id, heads_per_query):
         outcome.heads_checked += len(heads)
         shared = store.shared_prefix_heads(heads, run_id=run_id)
-        if not shared:
-            continue
         outcome.heads_shared += len(shared)
-        records = store.records_with_prefix_heads(shared, run_id=run_id)
-        outcome.records_compared += len(records)
-        before = {record.record_id: list(record.flags) for record in records}
-        flag_truncated_prefixes(records)
-        changed = {r.record_id: r.flags for r in records if r.flags != before[r.record_id]}
-        if changed:
-            staged, committed = store.stage_flag_updates(run_id, changed)
-            outcome.staged_changed += staged
-            outcome.committed_changed += committed
+        for group in _heads_by_records(shared, max_records):
+            records = store.records_with_prefix_heads(group, run_id=run_id)
+            outcome.records_compared += len(records)
+            before = {record.record_id: list(record.flags) for record in records}
+            flag_truncated_prefixes(records)
+            changed = {r.record_id: r.flags for r in records if r.flags != before[r.record_id]}
+            if changed:
+                staged, committed = store.stage_flag_updates(run_id, changed)
+                outcome.staged_changed += staged
+                outcome.committed_changed += committed
     log.info(
         "truncated prefixes: %d shared head(s), %d record(s) compared; newly flagged %d new and %d stored record(s)",
         outcome.heads_shared, outcome.records_compared, outcome.staged_changed, outcome.committed_changed,

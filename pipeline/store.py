@@ -491,20 +491,21 @@ class Store:
             yield heads
             after = heads[-1]
 
-    def shared_prefix_heads(self, heads: Sequence[str], *, run_id: str | None = None) -> list[str]:
-        """Of `heads`, those that two or more visible records share (only those can hold a prefix)."""
+    def shared_prefix_heads(self, heads: Sequence[str], *, run_id: str | None = None) -> dict[str, int]:
+        """Of `heads`, those that two or more visible records share (only those can hold a prefix), in order,
+        with how many records share each."""
         r = records_table.c
-        found: list[str] = []
+        found: dict[str, int] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(heads), _CHUNK):
                 query = (
-                    sa.select(r.prefix_head)
+                    sa.select(r.prefix_head, sa.func.count())
                     .where(r.prefix_head.in_(chunk), _visible(records_table, run_id))
                     .group_by(r.prefix_head)
                     .having(sa.func.count() > 1)
                 )
-                found.extend(row[0] for row in conn.execute(query))
-        return sorted(found)
+                found.update((head, int(count)) for head, count in conn.execute(query))
+        return dict(sorted(found.items()))
 
     def records_with_prefix_heads(self, heads: Sequence[str], *, run_id: str | None = None) -> list[Record]:
         """Every visible record whose abstract has one of these heads, in the order of `iter_records`."""

@@ -181,15 +181,28 @@ def _reference(store: Store, run_id: str) -> list[Record]:
     return corpus
 
 
-def test_seed_001_truncated_copies_are_flagged_across_the_corpus(tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_records", [20_000, 3], ids=["all-at-once", "three-records-at-a-time"])
+def test_seed_001_truncated_copies_are_flagged_across_the_corpus(tmp_path: Path, max_records: int) -> None:
     seeds = sorted(SEEDS.glob("*.txt"))
     cleaned = [r for b in _all_batches(seeds, set(), 1000) for r in clean_batch(b.records)]
     exports = [r for b in _all_batches(FILES[:3], set(), 5000) for r in b.records]
     store = _store(tmp_path)
     run = _run_with(store, [*exports, *cleaned])
     expected = _reference(store, run.run_id)
-    outcome = flag_truncated_prefixes_in_store(store, run.run_id, heads_per_query=7)
+    loaded: list[int] = []
+    real_load = store.records_with_prefix_heads
+
+    def counted_load(heads: list[str], **options: object) -> list[Record]:
+        records = real_load(heads, **options)  # type: ignore[arg-type]
+        loaded.append(len(records))
+        return records
+
+    store.records_with_prefix_heads = counted_load  # type: ignore[method-assign]
+    outcome = flag_truncated_prefixes_in_store(store, run.run_id, heads_per_query=7, max_records=max_records)
     assert list(store.iter_records(run_id=run.run_id)) == expected
+    shared = store.shared_prefix_heads([h for heads in store.iter_staged_prefix_heads(run.run_id) for h in heads],
+                                       run_id=run.run_id)
+    assert max(loaded) <= max(max_records, max(shared.values()))  # a slice, or one head's records
     seed_001 = [r for r in expected if r.source_file.startswith("001_")]
     assert len(seed_001) == 34 and all("truncated" in r.flags for r in seed_001)
     prefixed = [r for r in expected if any(f.startswith("prefix_of:") for f in r.flags)]
