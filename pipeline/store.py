@@ -38,7 +38,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.clean import flag_truncated_prefixes, prefix_head
 from pipeline.errors import ReviewError
-from pipeline.frames import member_of
 from pipeline.records import LIST_COLUMNS, LIST_SEPARATOR, RECORD_COLUMNS, Record, record_from_dict
 
 log = logging.getLogger(__name__)
@@ -883,18 +882,21 @@ def _differing_rows(
     current: pd.DataFrame, frame: pd.DataFrame, key: str, columns: list[str]
 ) -> tuple[list[str], pd.DataFrame]:
     """(keys of the current rows to delete, rows of `frame` to insert) that make `current` equal `frame`: rows
-    whose key is new, gone, or whose values changed (compared as Python values, so a stored 1 equals True)."""
-    old, new = current.set_index(key), frame.set_index(key)
-    shared = old.index.intersection(new.index)
-    old_shared, new_shared = old.loc[shared], new.loc[shared]
-    differs = np.zeros(len(shared), dtype=bool)
+    whose key is new, gone, or whose values changed (compared as Python values, so a stored 1 equals True).
+    Compared a column at a time by position: a million codes are never copied whole (the update's commit)."""
+    at = pd.Index(current[key]).get_indexer(frame[key])  # each new row's place in `current`, -1 when new
+    both = np.flatnonzero(at >= 0)
+    changed = np.zeros(len(both), dtype=bool)
     for column in columns:
         if column != key:
-            differs |= np.asarray(old_shared[column], dtype=object) != np.asarray(new_shared[column], dtype=object)
-    changed = shared[differs]
-    gone = old.index.difference(new.index).append(changed)
-    added = set(new.index.difference(shared).append(changed))
-    return gone.tolist(), frame[member_of(frame[key], added)]
+            old = current[column].to_numpy(dtype=object)[at[both]]
+            changed |= old != frame[column].to_numpy(dtype=object)[both]
+    insert = np.zeros(len(frame), dtype=bool)
+    insert[at < 0] = True
+    insert[both[changed]] = True
+    kept = np.zeros(len(current), dtype=bool)
+    kept[at[both[~changed]]] = True
+    return current[key].to_numpy(dtype=object)[~kept].tolist(), frame[insert]
 
 
 def _record_json(fields: Mapping[str, Any]) -> str:
