@@ -49,6 +49,7 @@ class Record:
 
 
 RECORD_COLUMNS: list[str] = [f.name for f in fields(Record)]
+FRAME_COLUMNS: list[str] = [c for c in RECORD_COLUMNS if c != "extra"]  # records_to_frame's: the flat record
 LIST_COLUMNS = ("authors", "keywords", "flags")
 
 
@@ -86,7 +87,6 @@ def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
         for name in LIST_COLUMNS:
             row[name] = LIST_SEPARATOR.join(row[name])
         rows.append(row)
-    columns = [c for c in RECORD_COLUMNS if c != "extra"]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
     frame["year"] = frame["year"].astype("Int64")
     return frame

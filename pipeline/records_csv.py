@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.io import atomic_write, neutralise_frame
-from pipeline.records import RECORD_COLUMNS
+from pipeline.records import FRAME_COLUMNS
 
-COLUMNS = [c for c in RECORD_COLUMNS if c != "extra"]  # records_to_frame's columns, in its order
+COLUMNS = FRAME_COLUMNS  # records_to_frame's columns, in its order
 LAYOUT_NAME = "records_csv.layout.npz"
 LAYOUT_VERSION = 1  # bump when a row's bytes or the layout's arrays change
 ROWS_PER_CHUNK = 20_000  # rows serialised at a time

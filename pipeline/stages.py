@@ -29,7 +29,7 @@ from pipeline.errors import ReviewError
 from pipeline.frames import member_of
 from pipeline.ingest import detect_format, no_records_error, open_source, read_source
 from pipeline.io import atomic_write, write_csv, write_csv_parts, write_json
-from pipeline.records import RECORD_COLUMNS, Record, make_record_id, records_to_frame
+from pipeline.records import FRAME_COLUMNS, Record, make_record_id, records_to_frame
 from pipeline.records_csv import RecordsCsvFiles
 from pipeline.store import DerivedTables, InputEntry, RunRecord, Store, utc_now
 from pipeline.study_table import SpilledTexts, StudyTable, study_columns, study_slices
@@ -156,7 +156,7 @@ class DedupeOutcome:
     records: pd.DataFrame  # the corpus as a frame, built once and reused for the studies
 
 
-CORPUS_COLUMNS = [c for c in RECORD_COLUMNS if c != "extra"]  # the corpus frame: records_to_frame's columns
+CORPUS_COLUMNS = FRAME_COLUMNS  # the corpus frame: records_to_frame's columns
 # What dedupe_stage reads of the corpus (features, sheet fields) besides the abstracts, and the signatures' flags.
 DEDUPE_INPUT_COLUMNS = [
     "record_id", "id", "title", "authors", "doi", "year", "venue", "volume", "issue", "pages", "doc_type",
