@@ -84,7 +84,7 @@ def usable_layout(layout_path: Path, csv_path: Path, committed_runs: int) -> Csv
                 int(meta["committed_runs"]), int(meta["mtime_ns"]),
             )
         stat = csv_path.stat()
-    except (OSError, ValueError, KeyError):
+    except Exception:  # a cache: whatever is wrong with it (missing, truncated, foreign), the file is written whole
         return None
     fits = meta.get("version") == _format_id() and layout.committed_runs == committed_runs
     same_file = stat.st_size == int(layout.offsets[-1]) and stat.st_mtime_ns == layout.mtime_ns

@@ -118,6 +118,10 @@ def test_the_layout_is_trusted_only_for_the_published_file_and_the_runs_it_knows
     stat = files.published.stat()
     os.utime(files.published, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # edited by hand
     assert usable_layout(files.layout, files.published, committed) is None
+    os.utime(files.published, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert usable_layout(files.layout, files.published, committed) is not None
+    files.layout.write_bytes(files.layout.read_bytes()[:200])  # truncated
+    assert usable_layout(files.layout, files.published, committed) is None
     files.layout.write_bytes(b"not a layout")
     assert usable_layout(files.layout, files.published, committed) is None
 
