@@ -274,7 +274,7 @@ def _review_body(workspace: str) -> dict[str, Any]:
     with meter.stage("commit", records=ingested.records_new):
         # The last run's groups and codes are read only now (nothing is committed before this): an update of a
         # large review does not carry a second copy of them through studies, coding and topics.
-        previous = stages.previous_state(store)
+        previous = store.derived_tables()  # changes_since compares with them; commit_run writes what differs
         changes = stages.changes_since(previous, deduped.groups, machine, prisma, new_records=ingested.records_new)
         run.counts["changes"] = changes["counts"]
         run.counts["code"]["rules_ran_on"] = coding.coded_now

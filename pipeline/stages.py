@@ -322,8 +322,9 @@ def _records_csv_and_dedupe_frame(store: Store, run_id: str | None, files: Recor
     """Write records.csv (with its layout) to the pending places and return the corpus frame's columns that
     dedupe and PRISMA's counts by source need. An update splices the last records.csv and so never reads the
     corpus's texts; a whole write needs the corpus frame anyway, and its columns are taken from it."""
-    committed = store.committed_runs() + (1 if run_id else 0)  # once this run commits
-    last = records_csv.usable_layout(files.layout, files.published, committed - 1) if run_id else None
+    committed_now = store.committed_runs()
+    committed = committed_now + (1 if run_id else 0)  # once this run commits: what the new layout will describe
+    last = records_csv.usable_layout(files.layout, files.published, committed_now) if run_id else None
     if last is not None:
         changed = store.record_projection_of(store.record_ids_changed_by(run_id), records_csv.COLUMNS, run_id=run_id)
         layout = records_csv.splice(last, files.published, changed, files.pending, committed)
@@ -779,11 +780,6 @@ def merge_ingests(first: IngestResult, second: IngestResult) -> IngestResult:
         record_input={**first.record_input, **second.record_input},
         already_ingested=[*first.already_ingested, *second.already_ingested],
     )
-
-
-def previous_state(store: Store) -> DerivedTables:
-    """The last run's groups and codes (changes_since compares with them; commit_run writes only what differs)."""
-    return store.derived_tables()
 
 
 def changes_since(

@@ -35,7 +35,7 @@ import pandas as pd
 from pipeline.codebook import Codebook
 from pipeline.errors import ReviewError
 from pipeline.topics import mapping, state
-from pipeline.topics.embeddings import make_embedder
+from pipeline.topics.embeddings import TORCH_BACKENDS, make_embedder
 from pipeline.topics.model import (
     DEFAULT_BACKEND,
     MIN_STUDIES,
@@ -153,7 +153,7 @@ def _one_thread(backend: str) -> Any:
     embeds with it)."""
     from pipeline.light_imports import import_bertopic
 
-    import_bertopic(with_torch=backend == "minilm")  # scipy, scikit-learn, UMAP, HDBSCAN and their BLAS / OpenMP
+    import_bertopic(with_torch=backend in TORCH_BACKENDS)  # scipy, scikit-learn, UMAP, HDBSCAN and their BLAS / OpenMP
     import scipy.linalg  # noqa: F401
     import sklearn.decomposition  # noqa: F401
     from threadpoolctl import threadpool_limits

@@ -39,6 +39,7 @@ from pipeline.io import default_cache_dir
 log = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("model2vec", "minilm", "tfidf")
+TORCH_BACKENDS = frozenset({"minilm"})  # the backends that embed with torch (sentence-transformers)
 MODEL2VEC_DIRNAME = "model2vec-minilm-l6-v2-pca256"
 _CACHE_FILE = "embeddings.sqlite"
 _SQL_CHUNK = 500  # keys per IN (...) query: below SQLite's variable limit
